@@ -1,0 +1,70 @@
+//! The `engraft` command line. Library calls only; exit codes: 0 success, 1 some records
+//! rejected or invalid, 2 usage or IO error.
+
+mod convert;
+mod fixtures;
+mod input;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "engraft", version, about = "FHIR R4 gateway for autoimmune HSCT registries")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Convert registry records (JSON, NDJSON or CSV) to FHIR R4 transaction Bundles.
+    Convert(convert::Args),
+    /// Validate FHIR resources and Bundles against the base R4 definitions.
+    Validate(validate::Args),
+    /// Print a schema.
+    Schema {
+        #[command(subcommand)]
+        what: SchemaKind,
+    },
+    /// Synthetic registry records for tests, load and benchmarks.
+    Fixtures {
+        #[command(subcommand)]
+        command: fixtures::Command,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaKind {
+    /// The JSON Schema of the canonical registry record.
+    Record,
+}
+
+/// Parses arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Convert(a) => convert::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Schema { what: SchemaKind::Record } => {
+            let schema = crate::record::record_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("schema serialises"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Fixtures { command } => fixtures::run(command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("engraft: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The conversion pipeline: registry record in, FHIR R4 Bundle (serialised) out, or the
+//! issues that stopped it. Pure: callers do the IO.
+
+use serde_json::Value;
+
+use crate::fhir::{self, OutcomeIssue};
+use crate::mapping::{self, MappingReport};
+use crate::record::{self, Issue, Record};
+use crate::terminology::Terminology;
+use crate::validation::{validate_resource, Definitions};
+
+/// What became of one record.
+#[derive(Debug)]
+pub enum Outcome {
+    Converted(Converted),
+    Rejected(Rejected),
+}
+
+#[derive(Debug)]
+pub struct Converted {
+    pub record_id: String,
+    /// The transaction Bundle as FHIR JSON.
+    pub bundle: Vec<u8>,
+    pub report: MappingReport,
+}
+
+#[derive(Debug)]
+pub struct Rejected {
+    /// The record id, when the input had a readable one.
+    pub record_id: Option<String>,
+    pub issues: Vec<OutcomeIssue>,
+}
+
+/// Conversion settings.
+#[derive(Debug, Clone)]
+pub struct Converter {
+    pub terminology: &'static Terminology,
+    /// Validate every bundle against base R4 before it is written (on by default).
+    pub validate: bool,
+    pub pretty: bool,
+}
+
+impl Default for Converter {
+    fn default() -> Self {
+        Converter {
+            terminology: Terminology::bundled(),
+            validate: true,
+            pretty: true,
+        }
+    }
+}
+
+impl Converter {
+    /// Checks and maps a record, then serialises (and validates) its Bundle.
+    pub fn convert(&self, record: Record, now: &str) -> Outcome {
+        self.convert_located(record, now, |_| {})
+    }
+
+    /// As [`Converter::convert`]; `locate` adds source locations (CSV cells) to check issues.
+    pub fn convert_located(&self, record: Record, now: &str, locate: impl FnOnce(&mut [Issue])) -> Outcome {
+        let record_id = record.record_id.clone();
+        let checked = match record::check(record, self.terminology) {
+            Ok(c) => c,
+            Err(mut issues) => {
+                locate(&mut issues);
+                return rejected(Some(record_id), &issues);
+            }
+        };
+        let mapped = mapping::map_record(&checked, self.terminology, now);
+        let resource = fhirbolt::model::r4::Resource::Bundle(Box::new(mapped.bundle));
+        let bundle = match fhir::to_json(&resource, self.pretty) {
+            Ok(b) => b,
+            Err(_) => return internal(record_id, "The mapped Bundle could not be serialised."),
+        };
+        if self.validate {
+            let Ok(value) = serde_json::from_slice::<Value>(&bundle) else {
+                return internal(record_id, "The serialised Bundle is not valid JSON.");
+            };
+            let issues = validate_resource(Definitions::r4(), &value, "Bundle");
+            if !issues.is_empty() {
+                return Outcome::Rejected(Rejected { record_id: Some(record_id), issues });
+            }
+        }
+        Outcome::Converted(Converted { record_id, bundle, report: mapped.report })
+    }
+
+    /// Converts one record given as a JSON value.
+    pub fn convert_value(&self, v: Value, now: &str) -> Outcome {
+        let id = v.get("recordId").and_then(Value::as_str).map(str::to_string);
+        match record::record_from_value(v) {
+            Ok(r) => self.convert(r, now),
+            Err(issues) => rejected(id, &issues),
+        }
+    }
+}
+
+/// The outcome for a record stopped by `issues`.
+pub fn rejected(record_id: Option<String>, issues: &[Issue]) -> Outcome {
+    Outcome::Rejected(Rejected {
+        record_id,
+        issues: issues.iter().map(OutcomeIssue::from).collect(),
+    })
+}
+
+fn internal(record_id: String, msg: &str) -> Outcome {
+    Outcome::Rejected(Rejected {
+        record_id: Some(record_id),
+        issues: vec![OutcomeIssue {
+            severity: "fatal",
+            code: "exception",
+            detail: "internal".into(),
+            diagnostics: msg.into(),
+            expression: "Bundle".into(),
+            location: None,
+        }],
+    })
+}
+
+/// The current time as a FHIR instant (seconds precision, UTC).
+pub fn now_instant() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
