@@ -73,6 +73,13 @@ pub fn expand(args: &[String], forced: Option<Format>, followups: Option<&Path>)
                 out.push(Input { path: Some(f), format, followups: fu });
             }
         } else if p.is_file() {
+            // X.followups.csv given next to X.csv is read through X.csv.
+            if is_followups_file(&p) && forced.is_none() {
+                let stem = p.file_name().and_then(|n| n.to_str()).map(|n| n.trim_end_matches(".followups.csv").to_string()).unwrap_or_default();
+                if p.with_file_name(format!("{stem}.csv")).exists() {
+                    continue;
+                }
+            }
             let Some(format) = forced.or_else(|| format_of(&p)) else {
                 bail!("{}: unknown file type; use --format json|ndjson|csv", p.display());
             };

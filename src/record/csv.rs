@@ -251,6 +251,14 @@ struct Builder<'a> {
     decimal_comma: bool,
     issues: Vec<Issue>,
     cells: Vec<(String, CsvCell)>,
+    /// (line, column) of every cell the reader looked at.
+    read: std::collections::HashSet<(u64, String)>,
+}
+
+/// Columns that describe the patient and repeat on every row of a record.
+fn is_patient_column(c: &str) -> bool {
+    let split = RECORD_COLUMNS.iter().position(|x| *x == "transplant_number").expect("listed");
+    RECORD_COLUMNS[..split].contains(&c) || matches!(c, "vital_status" | "last_contact_date" | "death_date" | "cause_of_death")
 }
 
 impl Builder<'_> {
@@ -266,6 +274,7 @@ impl Builder<'_> {
         self.cells.push((pointer.to_string(), self.cell(line, column)));
     }
     fn text(&mut self, row: &HashMap<&str, &str>, line: u64, col: &str, pointer: &str) -> Option<String> {
+        self.read.insert((line, col.to_string()));
         let v = row.get(col).copied().filter(|v| !v.is_empty())?;
         self.track(pointer, line, col);
         Some(v.to_string())
@@ -310,8 +319,8 @@ impl Builder<'_> {
         }
     }
     fn measure(&mut self, row: &HashMap<&str, &str>, line: u64, col: &str, unit_col: &str, pointer: &str) -> Option<Measure> {
-        let value = self.number(row, line, col, &format!("{pointer}/value"))?;
         let unit = self.text(row, line, unit_col, &format!("{pointer}/unit")).unwrap_or_default();
+        let value = self.number(row, line, col, &format!("{pointer}/value"))?;
         Some(Measure { value, unit })
     }
     fn drugs(&mut self, row: &HashMap<&str, &str>, line: u64, col: &str, pointer: &str) -> Vec<DrugGiven> {
@@ -397,7 +406,7 @@ pub fn parse_number(s: &str, decimal_comma: bool) -> Option<f64> {
 
 impl<R: Read> CsvReader<R> {
     fn build(&mut self, rows: Vec<(u64, csv::StringRecord)>) -> Result<CsvRecord, (Option<String>, Vec<Issue>)> {
-        let mut b = Builder { file: &self.file, header: &self.header, decimal_comma: self.decimal_comma, issues: Vec::new(), cells: Vec::new() };
+        let mut b = Builder { file: &self.file, header: &self.header, decimal_comma: self.decimal_comma, issues: Vec::new(), cells: Vec::new(), read: Default::default() };
         let maps: Vec<(u64, HashMap<&str, &str>)> = rows
             .iter()
             .map(|(line, r)| (*line, b.header.iter().map(String::as_str).zip(r.iter()).collect()))
@@ -587,6 +596,23 @@ impl<R: Read> CsvReader<R> {
         for (col, ptr) in [("vital_status", "/vitalStatus/status"), ("last_contact_date", "/vitalStatus/lastContactDate"), ("consent_status", "/consent/status")] {
             if last.get(col).is_none_or(|v| v.is_empty()) && first.get(col).is_none_or(|v| v.is_empty()) {
                 b.problem(C::MissingMandatory, ptr, *last_line, col, "This mandatory (MED-A) item is blank.");
+            }
+        }
+        // A filled cell nobody read belongs to a group whose key cell is blank (weight without
+        // baseline_date, tbi_dose_gy without tbi_start...): never drop data silently.
+        let last_index = maps.len() - 1;
+        for (k, (line, row)) in maps.iter().enumerate() {
+            for (col, v) in row {
+                if v.is_empty() || b.read.contains(&(*line, col.to_string())) {
+                    continue;
+                }
+                // Patient cells repeat on every row: read from the first row, vital status
+                // from the last.
+                let vital = matches!(*col, "vital_status" | "last_contact_date" | "death_date" | "cause_of_death");
+                if is_patient_column(col) && ((vital && k != last_index) || (!vital && k != 0)) {
+                    continue;
+                }
+                b.problem(C::CsvColumn, "", *line, col, "This cell is filled but cannot be used: the cell that starts its group is blank (baseline_date, mobilisation_start, conditioning_regimen and conditioning_start, tbi_start, both engraftment statuses).");
             }
         }
         let id = (!record_id.is_empty()).then(|| record_id.clone());

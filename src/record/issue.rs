@@ -26,7 +26,7 @@ impl Severity {
 macro_rules! issue_codes {
     ($($variant:ident => $code:literal, $fhir:literal;)*) => {
         /// Stable problem codes (CodeSystem `engraft-issue`).
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum IssueCode { $($variant,)* }
 
         impl IssueCode {
@@ -81,6 +81,12 @@ issue_codes! {
     PerformanceAge => "performance-age", "business-rule";
     AbsentValue => "absent-value", "invariant";
     DiagnosisMissing => "diagnosis-missing", "business-rule";
+}
+
+impl Serialize for IssueCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl fmt::Display for IssueCode {

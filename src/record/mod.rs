@@ -29,7 +29,32 @@ pub fn record_schema() -> Value {
 
 fn schema_validator() -> &'static jsonschema::Validator {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
-    V.get_or_init(|| jsonschema::validator_for(&record_schema()).expect("the generated schema compiles"))
+    V.get_or_init(|| {
+        let mut schema = record_schema();
+        unwrap_optional(&mut schema);
+        jsonschema::validator_for(&schema).expect("the generated schema compiles")
+    })
+}
+
+/// `anyOf: [X, {type: null}]` (an `Option<X>`) becomes `X`, so the validator reports the
+/// problem inside X with its own path instead of one "matches no alternative" at the parent.
+fn unwrap_optional(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Array(alts)) = map.get("anyOf") {
+                if alts.len() == 2 && alts[1] == serde_json::json!({"type": "null"}) {
+                    let inner = alts[0].clone();
+                    map.remove("anyOf");
+                    if let Value::Object(inner) = inner {
+                        map.extend(inner);
+                    }
+                }
+            }
+            map.values_mut().for_each(unwrap_optional);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unwrap_optional),
+        _ => {}
+    }
 }
 
 /// Reads one record from a JSON value. On failure every structural problem is reported, each
@@ -91,7 +116,7 @@ fn schema_issue(path: &str, kind: &jsonschema::error::ValidationErrorKind) -> Is
         ),
         K::Required { property } => (
             IssueCode::MissingMandatory,
-            format!("The mandatory field {property} is missing."),
+            format!("The mandatory field {} is missing.", property.to_string().trim_matches('"')),
         ),
         K::Type { kind } => (IssueCode::Structure, format!("The value has the wrong JSON type (expected {kind:?}).").replace("Single(", "").replace(')', "")),
         K::Enum { options } => (

@@ -1,0 +1,90 @@
+//! Shared helpers: fixture paths, conversion with a fixed clock, readable JSON diffs.
+
+use std::path::{Path, PathBuf};
+
+use engraft::convert::{Converter, Outcome};
+use engraft::record::{self, Issue, Record};
+use engraft::terminology::Terminology;
+use serde_json::Value;
+
+/// The conversion instant used for golden files.
+pub const NOW: &str = "2026-01-01T00:00:00Z";
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+pub fn fixtures(sub: &str) -> PathBuf {
+    root().join("fixtures").join(sub)
+}
+
+/// Sorted files of a fixtures folder with the given extension.
+pub fn files(sub: &str, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures(sub))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+pub fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The base fixture record as JSON, for tests that change one thing in it.
+pub fn base() -> Value {
+    read_json(&fixtures("records").join("ms-rrms-auto-beam-atg.json"))
+}
+
+pub fn record(v: Value) -> Record {
+    record::record_from_value(v).expect("the test record is well-formed")
+}
+
+/// Checks a record; `Ok` holds the warnings.
+pub fn check(v: Value) -> Result<Vec<Issue>, Vec<Issue>> {
+    record::check(record(v), Terminology::bundled()).map(|c| c.warnings)
+}
+
+/// The (code, pointer) pairs of issues.
+pub fn codes(issues: &[Issue]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = issues.iter().map(|i| (i.code.as_str().to_string(), i.location.pointer.clone())).collect();
+    v.sort();
+    v
+}
+
+/// Converts a record to its Bundle as JSON, panicking with the issues if rejected.
+pub fn bundle(v: Value) -> Value {
+    match Converter::default().convert_value(v, NOW) {
+        Outcome::Converted(c) => serde_json::from_slice(&c.bundle).unwrap(),
+        Outcome::Rejected(r) => panic!("rejected: {:#?}", r.issues),
+    }
+}
+
+/// Resources of a bundle with the given profile suffix (`engraft-engraftment`).
+pub fn with_profile<'a>(bundle: &'a Value, profile: &str) -> Vec<&'a Value> {
+    entries(bundle)
+        .into_iter()
+        .filter(|r| r["meta"]["profile"][0].as_str().is_some_and(|p| p.ends_with(&format!("/{profile}"))))
+        .collect()
+}
+
+pub fn entries(bundle: &Value) -> Vec<&Value> {
+    bundle["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect()
+}
+
+/// Resources whose `code` has the given code in any coding.
+pub fn with_code<'a>(bundle: &'a Value, code: &str) -> Vec<&'a Value> {
+    entries(bundle)
+        .into_iter()
+        .filter(|r| r["code"]["coding"].as_array().is_some_and(|cs| cs.iter().any(|c| c["code"] == code)))
+        .collect()
+}
+
+/// A unified diff of two JSON values, pretty-printed.
+pub fn json_diff(expected: &Value, actual: &Value) -> String {
+    let a = serde_json::to_string_pretty(expected).unwrap();
+    let b = serde_json::to_string_pretty(actual).unwrap();
+    similar::TextDiff::from_lines(&a, &b).unified_diff().context_radius(4).header("expected (golden)", "actual").to_string()
+}

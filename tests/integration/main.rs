@@ -1,0 +1,7 @@
+//! Engraft's integration tests: one binary (faster to link), one module per capability.
+
+mod cli;
+mod edge_cases;
+mod golden;
+mod helpers;
+mod invalid;
