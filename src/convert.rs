@@ -7,7 +7,7 @@ use crate::fhir::{self, OutcomeIssue};
 use crate::mapping::{self, MappingReport};
 use crate::record::{self, Issue, Record};
 use crate::terminology::Terminology;
-use crate::validation::{validate_resource, Definitions};
+use crate::validation::{has_errors, Validator};
 
 /// What became of one record.
 #[derive(Debug)]
@@ -35,7 +35,8 @@ pub struct Rejected {
 #[derive(Debug, Clone)]
 pub struct Converter {
     pub terminology: &'static Terminology,
-    /// Validate every bundle against base R4 before it is written (on by default).
+    /// Validate every bundle against base R4 and Engraft's profiles before it is written (on
+    /// by default).
     pub validate: bool,
     pub pretty: bool,
 }
@@ -57,7 +58,12 @@ impl Converter {
     }
 
     /// As [`Converter::convert`]; `locate` adds source locations (CSV cells) to check issues.
-    pub fn convert_located(&self, record: Record, now: &str, locate: impl FnOnce(&mut [Issue])) -> Outcome {
+    pub fn convert_located(
+        &self,
+        record: Record,
+        now: &str,
+        locate: impl FnOnce(&mut [Issue]),
+    ) -> Outcome {
         let record_id = record.record_id.clone();
         let checked = match record::check(record, self.terminology) {
             Ok(c) => c,
@@ -76,17 +82,27 @@ impl Converter {
             let Ok(value) = serde_json::from_slice::<Value>(&bundle) else {
                 return internal(record_id, "The serialised Bundle is not valid JSON.");
             };
-            let issues = validate_resource(Definitions::r4(), &value, "Bundle");
-            if !issues.is_empty() {
-                return Outcome::Rejected(Rejected { record_id: Some(record_id), issues });
+            let issues = Validator::bundled().validate(&value, None);
+            if has_errors(&issues) {
+                return Outcome::Rejected(Rejected {
+                    record_id: Some(record_id),
+                    issues,
+                });
             }
         }
-        Outcome::Converted(Converted { record_id, bundle, report: mapped.report })
+        Outcome::Converted(Converted {
+            record_id,
+            bundle,
+            report: mapped.report,
+        })
     }
 
     /// Converts one record given as a JSON value.
     pub fn convert_value(&self, v: Value, now: &str) -> Outcome {
-        let id = v.get("recordId").and_then(Value::as_str).map(str::to_string);
+        let id = v
+            .get("recordId")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         match record::record_from_value(v) {
             Ok(r) => self.convert(r, now),
             Err(issues) => rejected(id, &issues),

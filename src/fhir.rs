@@ -59,7 +59,11 @@ pub fn operation_outcome(issues: &[OutcomeIssue]) -> OperationOutcome {
                 ..Default::default()
             })),
             diagnostics: Some(FhirString::from(i.diagnostics.clone())),
-            location: i.location.iter().map(|l| FhirString::from(l.clone())).collect(),
+            location: i
+                .location
+                .iter()
+                .map(|l| FhirString::from(l.clone()))
+                .collect(),
             expression: vec![FhirString::from(i.expression.clone())],
             ..Default::default()
         })

@@ -134,6 +134,7 @@ CODE_SYSTEMS = {
         c("cause-of-death", "Main cause of death"),
         c("lab-ebv-dna", "EBV DNA viral load"),
         c("lab-c-peptide", "C-peptide"),
+        c("lab-hba1c", "Haemoglobin A1c", "HbA1c; no LOINC code verified yet (domain-sct.md), so a local code."),
     ]),
     "engraft-lab": ("Engraft laboratory test", "Laboratory tests a registry record may carry; properties give the canonical UCUM unit.", [("unit", "string")], [
         c("anc", "Absolute neutrophil count", None, {"unit": "10*9/L"}),
@@ -417,6 +418,7 @@ CONCEPT_MAPS = {
         ]),
         (cs_url("engraft-observation"), None, [
             ("ebv-dna", "lab-ebv-dna", None, None), ("c-peptide", "lab-c-peptide", None, None),
+            ("hba1c", "lab-hba1c", None, None),
         ]),
     ]),
     "engraft-drug-to-rxnorm": ("Drug to RxNorm (ingredient level; ATG at product level)", "engraft-drug", [
@@ -718,7 +720,7 @@ VALUE_SETS = {
     "engraft-engraftment-code": ("Engraftment codes", [(cs_url("engraft-observation"), ["neutrophil-engraftment", "platelet-engraftment"])]),
     "engraft-score-code": ("Disease score codes", [(LOINC, ["19872-1", "98130-8", "75847-4", "75845-8"]), (cs_url("engraft-observation"), ["edss", "mrss", "lvef", "sledai-2k", "das28-esr", "das28-crp", "crohn-cdai", "ses-cd", "incat", "bvas", "mri-new-t2", "mri-gd", "insulin-dose", "hct-ci"])]),
     "engraft-performance-code": ("Performance status codes", [(LOINC, ["89243-0", "89247-1"]), (cs_url("engraft-observation"), ["lansky"])]),
-    "engraft-lab-code": ("Laboratory codes", [(LOINC, ["751-8", "777-3", "6690-2", "731-0", "718-7", "2160-0", "1975-2", "29604-6", "74838-4", "19911-7"]), (cs_url("engraft-observation"), ["lab-ebv-dna", "lab-c-peptide"])]),
+    "engraft-lab-code": ("Laboratory codes", [(LOINC, ["751-8", "777-3", "6690-2", "731-0", "718-7", "2160-0", "1975-2", "29604-6", "74838-4", "19911-7"]), (cs_url("engraft-observation"), ["lab-ebv-dna", "lab-c-peptide", "lab-hba1c"])]),
     "engraft-body-measurement-code": ("Body measurement codes", [(LOINC, ["29463-7", "8302-2"]), (cs_url("engraft-observation"), ["body-surface-area"])]),
     "engraft-transplant-observation-code": ("Transplant fact codes", [(cs_url("engraft-observation"), ["age-at-hsct", "hla-match"])]),
     "engraft-disease-event-code": ("Disease event codes", [(cs_url("engraft-observation"), ["relapse", "progression", "pseudo-relapse", "secondary-autoimmunity-flare"])]),

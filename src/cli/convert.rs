@@ -50,12 +50,16 @@ struct Sink {
     converted: u64,
     rejected: u64,
     unnamed: u64,
-    /// A single JSON record on stdout is written as one pretty Bundle; anything else as NDJSON.
-    ndjson: bool,
 }
 
 fn safe_name(id: Option<&str>) -> Option<&str> {
-    id.filter(|s| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) && !s.starts_with('.'))
+    id.filter(|s| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            && !s.starts_with('.')
+    })
 }
 
 impl Sink {
@@ -65,22 +69,19 @@ impl Sink {
                 self.converted += 1;
                 match self.out.clone() {
                     Some(dir) => {
-                        let name = safe_name(Some(&c.record_id)).map(str::to_string).unwrap_or_else(|| self.next_unnamed());
-                        std::fs::write(dir.join(format!("{name}.json")), &c.bundle).with_context(|| format!("cannot write to {}", dir.display()))?;
+                        let name = safe_name(Some(&c.record_id))
+                            .map(str::to_string)
+                            .unwrap_or_else(|| self.next_unnamed());
+                        std::fs::write(dir.join(format!("{name}.json")), &c.bundle)
+                            .with_context(|| format!("cannot write to {}", dir.display()))?;
                         if self.report {
                             let text = serde_json::to_vec_pretty(&c.report)?;
                             std::fs::write(dir.join(format!("{name}.report.json")), text)?;
                         }
                     }
                     None => {
-                        if self.ndjson {
-                            // Bundles are written pretty or compact by the converter; NDJSON
-                            // needs one line.
-                            let line: serde_json::Value = serde_json::from_slice(&c.bundle)?;
-                            serde_json::to_writer(&mut self.stdout, &line)?;
-                        } else {
-                            self.stdout.write_all(&c.bundle)?;
-                        }
+                        // In NDJSON mode the converter writes compact Bundles: one per line.
+                        self.stdout.write_all(&c.bundle)?;
                         self.stdout.write_all(b"\n")?;
                     }
                 }
@@ -88,14 +89,21 @@ impl Sink {
             Outcome::Rejected(r) => {
                 self.rejected += 1;
                 let oo = fhir::operation_outcome(&r.issues);
-                let text = fhir::to_json(&fhirbolt::model::r4::Resource::OperationOutcome(Box::new(oo)), true).context("cannot serialise an OperationOutcome")?;
+                let text = fhir::to_json(
+                    &fhirbolt::model::r4::Resource::OperationOutcome(Box::new(oo)),
+                    true,
+                )
+                .context("cannot serialise an OperationOutcome")?;
                 match self.out.clone() {
                     Some(dir) => {
-                        let name = safe_name(r.record_id.as_deref()).map(str::to_string).unwrap_or_else(|| self.next_unnamed());
+                        let name = safe_name(r.record_id.as_deref())
+                            .map(str::to_string)
+                            .unwrap_or_else(|| self.next_unnamed());
                         std::fs::write(dir.join(format!("{name}.outcome.json")), &text)?;
                     }
                     None => {
-                        let id = safe_name(r.record_id.as_deref()).unwrap_or("(no readable record id)");
+                        let id =
+                            safe_name(r.record_id.as_deref()).unwrap_or("(no readable record id)");
                         eprintln!("{label}: record {id} rejected:");
                         let mut err = std::io::stderr().lock();
                         err.write_all(&text)?;
@@ -122,12 +130,30 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if !now_is_instant(&now) {
         anyhow::bail!("--now must be a FHIR instant such as 2026-01-01T00:00:00Z");
     }
-    let converter = Converter { terminology: Terminology::bundled(), validate: !a.no_validate, pretty: !a.compact };
+    // On standard output, one JSON record gives one pretty Bundle; anything else is NDJSON,
+    // one compact Bundle per line.
     let single = inputs.len() == 1 && inputs[0].format == Format::Json && !saw_dir;
-    let mut sink = Sink { out: a.out.clone(), report: a.report, stdout: BufWriter::new(std::io::stdout()), converted: 0, rejected: 0, unnamed: 0, ndjson: !single };
+    let compact = a.compact || (!single && a.out.is_none());
+    let converter = Converter {
+        terminology: Terminology::bundled(),
+        validate: !a.no_validate,
+        pretty: !compact,
+    };
+    let mut sink = Sink {
+        out: a.out.clone(),
+        report: a.report,
+        stdout: BufWriter::new(std::io::stdout()),
+        converted: 0,
+        rejected: 0,
+        unnamed: 0,
+    };
     let bar = if saw_dir {
-        let b = ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::stderr());
-        b.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} {msg}").expect("valid template"));
+        let b =
+            ProgressBar::with_draw_target(Some(inputs.len() as u64), ProgressDrawTarget::stderr());
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} files {per_sec} {msg}")
+                .expect("valid template"),
+        );
         b
     } else {
         ProgressBar::hidden()
@@ -149,7 +175,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         secs,
         total as f64 / secs.max(1e-9)
     );
-    Ok(if sink.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if sink.rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn now_is_instant(s: &str) -> bool {
@@ -168,12 +198,20 @@ pub fn scale_codes() -> Vec<String> {
 
 fn open(input: &Input) -> anyhow::Result<Box<dyn BufRead>> {
     Ok(match &input.path {
-        Some(p) => Box::new(BufReader::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?)),
+        Some(p) => Box::new(BufReader::new(
+            File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
         None => Box::new(BufReader::new(std::io::stdin())),
     })
 }
 
-fn convert_input(input: &Input, conv: &Converter, now: &str, sink: &mut Sink, scales: &[String]) -> anyhow::Result<()> {
+fn convert_input(
+    input: &Input,
+    conv: &Converter,
+    now: &str,
+    sink: &mut Sink,
+    scales: &[String],
+) -> anyhow::Result<()> {
     let label = input.label();
     match input.format {
         Format::Json => {
@@ -181,6 +219,17 @@ fn convert_input(input: &Input, conv: &Converter, now: &str, sink: &mut Sink, sc
             open(input)?.read_to_end(&mut text)?;
             match record::records_from_json(&text) {
                 Ok(items) => {
+                    // An array on standard output is NDJSON too.
+                    let compact_conv;
+                    let conv = if items.len() > 1 && sink.out.is_none() {
+                        compact_conv = Converter {
+                            pretty: false,
+                            ..conv.clone()
+                        };
+                        &compact_conv
+                    } else {
+                        conv
+                    };
                     for item in items {
                         let outcome = match item {
                             Ok(r) => conv.convert(r, now),
@@ -203,19 +252,41 @@ fn convert_input(input: &Input, conv: &Converter, now: &str, sink: &mut Sink, sc
                         Ok(r) => conv.convert(r, now),
                         Err(issues) => rejected(None, &issues),
                     },
-                    Ok(_) => rejected(None, &[record::Issue::error(record::IssueCode::Structure, "", format!("Line {} must hold exactly one record.", n + 1))]),
-                    Err(issue) => rejected(None, &[record::Issue::error(issue.code, "", format!("Line {}: {}", n + 1, issue.message))]),
+                    Ok(_) => rejected(
+                        None,
+                        &[record::Issue::error(
+                            record::IssueCode::Structure,
+                            "",
+                            format!("Line {} must hold exactly one record.", n + 1),
+                        )],
+                    ),
+                    Err(issue) => rejected(
+                        None,
+                        &[record::Issue::error(
+                            issue.code,
+                            "",
+                            format!("Line {}: {}", n + 1, issue.message),
+                        )],
+                    ),
                 };
                 sink.emit(&label, outcome)?;
             }
         }
         Format::Csv => {
             let followups = match &input.followups {
-                Some(p) => Some((p.display().to_string(), std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?)),
+                Some(p) => Some((
+                    p.display().to_string(),
+                    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?,
+                )),
                 None => None,
             };
             let fu = followups.as_ref().map(|(n, b)| (n.as_str(), b.as_slice()));
-            let file_name = input.path.as_ref().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "<stdin>".into());
+            let file_name = input
+                .path
+                .as_ref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "<stdin>".into());
             match record_csv::open(&file_name, open(input)?, fu, scales) {
                 Err(record_csv::FileError(issues)) => sink.emit(&label, rejected(None, &issues))?,
                 Ok(reader) => {
@@ -223,7 +294,9 @@ fn convert_input(input: &Input, conv: &Converter, now: &str, sink: &mut Sink, sc
                         let outcome = match item {
                             Ok(cr) => {
                                 let located = &cr;
-                                conv.convert_located(cr.record.clone(), now, |issues| located.locate(issues))
+                                conv.convert_located(cr.record.clone(), now, |issues| {
+                                    located.locate(issues)
+                                })
                             }
                             Err((id, issues)) => rejected(id, &issues),
                         };

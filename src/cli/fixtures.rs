@@ -24,9 +24,12 @@ pub enum Command {
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     let Command::Generate { count, seed, out } = c;
-    let ndjson = out.extension().is_some_and(|e| e == "ndjson" || e == "jsonl");
+    let ndjson = out
+        .extension()
+        .is_some_and(|e| e == "ndjson" || e == "jsonl");
     if ndjson {
-        let f = std::fs::File::create(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        let f = std::fs::File::create(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
         let mut w = BufWriter::new(f);
         for i in 0..count {
             serde_json::to_writer(&mut w, &generate(seed, i))?;
@@ -34,13 +37,17 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         }
         w.flush()?;
     } else {
-        std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
         for i in 0..count {
             let r = generate(seed, i);
             let text = serde_json::to_vec_pretty(&r)?;
             std::fs::write(out.join(format!("{}.json", r.record_id)), text)?;
         }
     }
-    eprintln!("engraft fixtures: wrote {count} records to {}", out.display());
+    eprintln!(
+        "engraft fixtures: wrote {count} records to {}",
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

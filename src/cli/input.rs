@@ -25,7 +25,10 @@ pub struct Input {
 
 impl Input {
     pub fn label(&self) -> String {
-        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<stdin>".into())
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<stdin>".into())
     }
 }
 
@@ -39,7 +42,9 @@ fn format_of(path: &Path) -> Option<Format> {
 }
 
 fn is_followups_file(path: &Path) -> bool {
-    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".followups.csv"))
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".followups.csv"))
 }
 
 /// The follow-ups file paired with `x.csv`: `x.followups.csv` next to it.
@@ -50,12 +55,20 @@ fn paired_followups(path: &Path) -> Option<PathBuf> {
 }
 
 /// Expands the command-line inputs. Returns the inputs and whether a directory was given.
-pub fn expand(args: &[String], forced: Option<Format>, followups: Option<&Path>) -> anyhow::Result<(Vec<Input>, bool)> {
+pub fn expand(
+    args: &[String],
+    forced: Option<Format>,
+    followups: Option<&Path>,
+) -> anyhow::Result<(Vec<Input>, bool)> {
     let mut out = Vec::new();
     let mut saw_dir = false;
     for a in args {
         if a == "-" {
-            out.push(Input { path: None, format: forced.unwrap_or(Format::Json), followups: followups.map(Path::to_path_buf) });
+            out.push(Input {
+                path: None,
+                format: forced.unwrap_or(Format::Json),
+                followups: followups.map(Path::to_path_buf),
+            });
             continue;
         }
         let p = PathBuf::from(a);
@@ -69,22 +82,49 @@ pub fn expand(args: &[String], forced: Option<Format>, followups: Option<&Path>)
             files.sort();
             for f in files {
                 let format = forced.unwrap_or_else(|| format_of(&f).expect("filtered"));
-                let fu = if format == Format::Csv { followups.map(Path::to_path_buf).or_else(|| paired_followups(&f)) } else { None };
-                out.push(Input { path: Some(f), format, followups: fu });
+                let fu = if format == Format::Csv {
+                    followups
+                        .map(Path::to_path_buf)
+                        .or_else(|| paired_followups(&f))
+                } else {
+                    None
+                };
+                out.push(Input {
+                    path: Some(f),
+                    format,
+                    followups: fu,
+                });
             }
         } else if p.is_file() {
             // X.followups.csv given next to X.csv is read through X.csv.
             if is_followups_file(&p) && forced.is_none() {
-                let stem = p.file_name().and_then(|n| n.to_str()).map(|n| n.trim_end_matches(".followups.csv").to_string()).unwrap_or_default();
+                let stem = p
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(|n| n.trim_end_matches(".followups.csv").to_string())
+                    .unwrap_or_default();
                 if p.with_file_name(format!("{stem}.csv")).exists() {
                     continue;
                 }
             }
             let Some(format) = forced.or_else(|| format_of(&p)) else {
-                bail!("{}: unknown file type; use --format json|ndjson|csv", p.display());
+                bail!(
+                    "{}: unknown file type; use --format json|ndjson|csv",
+                    p.display()
+                );
             };
-            let fu = if format == Format::Csv { followups.map(Path::to_path_buf).or_else(|| paired_followups(&p)) } else { None };
-            out.push(Input { path: Some(p), format, followups: fu });
+            let fu = if format == Format::Csv {
+                followups
+                    .map(Path::to_path_buf)
+                    .or_else(|| paired_followups(&p))
+            } else {
+                None
+            };
+            out.push(Input {
+                path: Some(p),
+                format,
+                followups: fu,
+            });
         } else {
             bail!("{a}: no such file or directory");
         }

@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "engraft", version, about = "FHIR R4 gateway for autoimmune HSCT registries")]
+#[command(
+    name = "engraft",
+    version,
+    about = "FHIR R4 gateway for autoimmune HSCT registries"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +25,7 @@ struct Cli {
 enum Command {
     /// Convert registry records (JSON, NDJSON or CSV) to FHIR R4 transaction Bundles.
     Convert(convert::Args),
-    /// Validate FHIR resources and Bundles against the base R4 definitions.
+    /// Validate FHIR resources and Bundles against base R4 and Engraft's profiles.
     Validate(validate::Args),
     /// Print a schema.
     Schema {
@@ -53,9 +57,14 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Convert(a) => convert::run(a),
         Command::Validate(a) => validate::run(a),
-        Command::Schema { what: SchemaKind::Record } => {
+        Command::Schema {
+            what: SchemaKind::Record,
+        } => {
             let schema = crate::record::record_schema();
-            println!("{}", serde_json::to_string_pretty(&schema).expect("schema serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schema serialises")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Fixtures { command } => fixtures::run(command),

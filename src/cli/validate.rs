@@ -1,4 +1,4 @@
-//! `engraft validate`: FHIR resources and Bundles against the base R4 definitions.
+//! `engraft validate`: FHIR resources and Bundles against base R4 and Engraft's profiles.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::fhir::{self, OutcomeIssue};
-use crate::validation::{validate_resource, Definitions};
+use crate::validation::{has_errors, Validator};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -21,6 +21,9 @@ pub struct Args {
     inputs: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     format: OutputFormat,
+    /// Also validate each top-level resource against this profile (canonical URL).
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
@@ -39,43 +42,71 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: no such file or directory", p.display());
         }
     }
+    let validator = Validator::bundled();
+    if let Some(p) = &a.profile {
+        if validator.profiles.get(p).is_none() {
+            anyhow::bail!("--profile {p}: not a profile in profiles/");
+        }
+    }
     let mut failed = 0;
     for f in &files {
         let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
         let issues: Vec<OutcomeIssue> = match serde_json::from_slice::<serde_json::Value>(&text) {
-            Ok(v) => {
-                let root = v.get("resourceType").and_then(|r| r.as_str()).unwrap_or("Resource").to_string();
-                validate_resource(Definitions::r4(), &v, &root)
-            }
+            Ok(v) => validator.validate(&v, a.profile.as_deref()),
             Err(e) => vec![OutcomeIssue {
                 severity: "error",
                 code: "structure",
                 detail: "json-syntax".into(),
-                diagnostics: format!("Not well-formed JSON (line {}, column {}).", e.line(), e.column()),
+                diagnostics: format!(
+                    "Not well-formed JSON (line {}, column {}).",
+                    e.line(),
+                    e.column()
+                ),
                 expression: "Resource".into(),
                 location: None,
             }],
         };
-        let errors = issues.iter().filter(|i| matches!(i.severity, "error" | "fatal")).count();
+        let errors = issues
+            .iter()
+            .filter(|i| matches!(i.severity, "error" | "fatal"))
+            .count();
         if errors > 0 {
             failed += 1;
         }
         match a.format {
             OutputFormat::Text => {
-                if issues.is_empty() {
+                if !has_errors(&issues) {
                     println!("{}: valid", f.display());
                 }
                 for i in &issues {
-                    println!("{}: {} [{}] {}: {}", f.display(), i.severity, i.detail, i.expression, i.diagnostics);
+                    println!(
+                        "{}: {} [{}] {}: {}",
+                        f.display(),
+                        i.severity,
+                        i.detail,
+                        i.expression,
+                        i.diagnostics
+                    );
                 }
             }
             OutputFormat::Json => {
                 let oo = fhir::operation_outcome(&issues);
-                let text = fhir::to_json(&fhirbolt::model::r4::Resource::OperationOutcome(Box::new(oo)), false)?;
+                let text = fhir::to_json(
+                    &fhirbolt::model::r4::Resource::OperationOutcome(Box::new(oo)),
+                    false,
+                )?;
                 println!("{}", String::from_utf8_lossy(&text));
             }
         }
     }
-    eprintln!("engraft validate: {} files, {} with errors", files.len(), failed);
-    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    eprintln!(
+        "engraft validate: {} files, {} with errors",
+        files.len(),
+        failed
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

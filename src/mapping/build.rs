@@ -32,9 +32,9 @@ pub fn coding(system: &str, code_: &str, display: Option<&str>) -> Coding {
 
 /// A coding of one of Engraft's CodeSystems, with its display from the terminology.
 pub fn local(term: &Terminology, cs_id: &str, code_: &str) -> Coding {
-    let system = terminology::cs(cs_id);
-    let display = term.display(&system, code_).map(str::to_string);
-    coding(&system, code_, display.as_deref())
+    let system = term.url_of(cs_id).expect("Engraft CodeSystems are bundled");
+    let display = term.concept(cs_id, code_).map(|c| c.display.as_str());
+    coding(system, code_, display)
 }
 
 pub fn from_target(t: &Target) -> Coding {
@@ -79,10 +79,7 @@ pub fn identifier(system: &str, value: &str) -> Identifier {
 
 pub fn meta(profile: &str) -> Option<Box<Meta>> {
     Some(Box::new(Meta {
-        profile: vec![Canonical::from(format!(
-            "{}/StructureDefinition/{profile}",
-            terminology::BASE
-        ))],
+        profile: vec![Canonical::from(ext_url(profile))],
         ..Default::default()
     }))
 }
@@ -91,7 +88,10 @@ pub fn meta(profile: &str) -> Option<Box<Meta>> {
 pub fn decimal(v: f64) -> Decimal {
     let mut text = format!("{v}");
     if text.contains('e') || text.contains('E') {
-        text = format!("{v:.6}").trim_end_matches('0').trim_end_matches('.').to_string();
+        text = format!("{v:.6}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
     }
     Decimal::from(text)
 }
@@ -115,9 +115,9 @@ pub fn extension(url: &str, value: ExtensionValue) -> Extension {
     }
 }
 
-/// URL of one of Engraft's extensions.
+/// URL of one of Engraft's StructureDefinitions (profiles and extensions).
 pub fn ext_url(name: &str) -> String {
-    format!("{}/StructureDefinition/{name}", terminology::BASE)
+    [terminology::BASE, "/StructureDefinition/", name].concat()
 }
 
 fn estimated_flag() -> Extension {

@@ -44,7 +44,11 @@ impl Mapper<'_> {
     pub fn map_diagnoses(&mut self) {
         let rec = self.rec;
         for (i, d) in rec.diagnoses.iter().enumerate() {
-            let item = self.item(&format!("diagnosis/{}/{}", d.disease, d.diagnosis_date.fhir_date()));
+            let item = self.item(&format!(
+                "diagnosis/{}/{}",
+                d.disease,
+                d.diagnosis_date.fhir_date()
+            ));
             let specific = d.subtype.as_deref().unwrap_or(&d.disease);
             let mut codings = vec![local(self.term, "engraft-disease", &d.disease)];
             if let Some(st) = &d.subtype {
@@ -54,7 +58,14 @@ impl Mapper<'_> {
                 if let Some(t) = self
                     .term
                     .translate_to("engraft-disease-to-standard", specific, system, &[])
-                    .or_else(|| self.term.translate_to("engraft-disease-to-standard", &d.disease, system, &[]))
+                    .or_else(|| {
+                        self.term.translate_to(
+                            "engraft-disease-to-standard",
+                            &d.disease,
+                            system,
+                            &[],
+                        )
+                    })
                 {
                     add_unique(&mut codings, from_target(t));
                 }
@@ -67,24 +78,35 @@ impl Mapper<'_> {
                 Some(r) => (
                     "inactive",
                     "confirmed",
-                    Some(ConditionAbatement::DateTime(self.dt(&r.date, || format!("/diagnoses/{i}/revision/date")))),
+                    Some(ConditionAbatement::DateTime(
+                        self.dt(&r.date, || format!("/diagnoses/{i}/revision/date")),
+                    )),
                 ),
                 None => ("active", "confirmed", None),
             };
-            let asserted = self.dt(&d.diagnosis_date, || format!("/diagnoses/{i}/diagnosisDate"));
+            let asserted = self.dt(&d.diagnosis_date, || {
+                format!("/diagnoses/{i}/diagnosisDate")
+            });
             let condition = Condition {
                 meta: meta("engraft-autoimmune-condition"),
                 extension: vec![extension(ASSERTED, ExtensionValue::DateTime(asserted))],
                 identifier: vec![item.identifier.clone()],
                 clinical_status: Some(Box::new(cc(vec![coding(CLINICAL, clinical, None)]))),
-                verification_status: Some(Box::new(cc(vec![coding(VERIFICATION, verification, None)]))),
-                category: vec![cc(vec![coding(CATEGORY, "problem-list-item", Some("Problem List Item"))])],
+                verification_status: Some(Box::new(cc(vec![coding(
+                    VERIFICATION,
+                    verification,
+                    None,
+                )]))),
+                category: vec![cc(vec![coding(
+                    CATEGORY,
+                    "problem-list-item",
+                    Some("Problem List Item"),
+                )])],
                 code: Some(Box::new(cc(codings))),
                 subject: self.subject(),
-                onset: d
-                    .onset_date
-                    .as_ref()
-                    .map(|o| ConditionOnset::DateTime(self.dt(o, || format!("/diagnoses/{i}/onsetDate")))),
+                onset: d.onset_date.as_ref().map(|o| {
+                    ConditionOnset::DateTime(self.dt(o, || format!("/diagnoses/{i}/onsetDate")))
+                }),
                 abatement,
                 ..Default::default()
             };
@@ -96,7 +118,10 @@ impl Mapper<'_> {
     /// A drug as CodeableConcept: the local code and RxNorm where the map has it.
     pub fn drug(&self, code_: &str) -> CodeableConcept {
         let mut codings = vec![local(self.term, "engraft-drug", code_)];
-        if let Some(t) = self.term.translate_to("engraft-drug-to-rxnorm", code_, RXNORM, &[]) {
+        if let Some(t) = self
+            .term
+            .translate_to("engraft-drug-to-rxnorm", code_, RXNORM, &[])
+        {
             codings.push(from_target(t));
         }
         cc(codings)
@@ -106,16 +131,30 @@ impl Mapper<'_> {
         let rec = self.rec;
         let reason = self.diagnosis.first().cloned();
         for (i, t) in rec.prior_therapies.iter().enumerate() {
-            let start = t.start_date.as_ref().map(|d| d.fhir_date()).unwrap_or_else(|| "unknown".into());
+            let start = t
+                .start_date
+                .as_ref()
+                .map(|d| d.fhir_date())
+                .unwrap_or_else(|| "unknown".into());
             let item = self.item(&format!("prior/{}/{start}", t.agent));
-            let status = if t.stop_date.is_some() { "completed" } else { "unknown" };
+            let status = if t.stop_date.is_some() {
+                "completed"
+            } else {
+                "unknown"
+            };
             let effective = match (&t.start_date, &t.stop_date) {
                 (None, None) => None,
-                (a, b) => Some(MedicationStatementEffective::Period(Box::new(fhirbolt::model::r4::types::Period {
-                    start: a.as_ref().map(|d| self.dt(d, || format!("/priorTherapies/{i}/startDate"))),
-                    end: b.as_ref().map(|d| self.dt(d, || format!("/priorTherapies/{i}/stopDate"))),
-                    ..Default::default()
-                }))),
+                (a, b) => Some(MedicationStatementEffective::Period(Box::new(
+                    fhirbolt::model::r4::types::Period {
+                        start: a
+                            .as_ref()
+                            .map(|d| self.dt(d, || format!("/priorTherapies/{i}/startDate"))),
+                        end: b
+                            .as_ref()
+                            .map(|d| self.dt(d, || format!("/priorTherapies/{i}/stopDate"))),
+                        ..Default::default()
+                    },
+                ))),
             };
             let statement = MedicationStatement {
                 meta: meta("engraft-prior-therapy"),
@@ -126,7 +165,9 @@ impl Mapper<'_> {
                     .iter()
                     .map(|r| cc(vec![local(self.term, "engraft-stop-reason", r)]))
                     .collect(),
-                medication: MedicationStatementMedication::CodeableConcept(Box::new(self.drug(&t.agent))),
+                medication: MedicationStatementMedication::CodeableConcept(Box::new(
+                    self.drug(&t.agent),
+                )),
                 subject: self.subject(),
                 effective,
                 reason_reference: reason.iter().map(|r| reference(r)).collect(),
@@ -139,16 +180,30 @@ impl Mapper<'_> {
     pub fn map_therapy_restart(&mut self, fu: usize, j: usize, tx: usize) {
         let t = &self.rec.follow_ups[fu].therapy_restarts[j];
         let item = self.item(&format!("restart/{}/{}", t.agent, t.start_date.fhir_date()));
-        let start = self.dt(&t.start_date, || format!("/followUps/{fu}/therapyRestarts/{j}/startDate"));
+        let start = self.dt(&t.start_date, || {
+            format!("/followUps/{fu}/therapyRestarts/{j}/startDate")
+        });
         let statement = MedicationStatement {
             meta: meta("engraft-therapy-restart"),
-            extension: vec![extension(&ext_url("relative-to-transplant"), ExtensionValue::Reference(Box::new(reference(&self.hsct[tx]))))],
+            extension: vec![extension(
+                &ext_url("relative-to-transplant"),
+                ExtensionValue::Reference(Box::new(reference(&self.hsct[tx]))),
+            )],
             identifier: vec![item.identifier.clone()],
             status: code("active"),
-            medication: MedicationStatementMedication::CodeableConcept(Box::new(self.drug(&t.agent))),
+            medication: MedicationStatementMedication::CodeableConcept(Box::new(
+                self.drug(&t.agent),
+            )),
             subject: self.subject(),
-            effective: Some(MedicationStatementEffective::Period(Box::new(period(start, None)))),
-            reason_reference: self.diagnosis.first().iter().map(|r| reference(r)).collect(),
+            effective: Some(MedicationStatementEffective::Period(Box::new(period(
+                start, None,
+            )))),
+            reason_reference: self
+                .diagnosis
+                .first()
+                .iter()
+                .map(|r| reference(r))
+                .collect(),
             ..Default::default()
         };
         self.push(item, Resource::MedicationStatement(Box::new(statement)));
@@ -156,9 +211,16 @@ impl Mapper<'_> {
 
     pub fn map_complication(&mut self, tx: usize, j: usize, c: &Complication) {
         let number = self.rec.transplants[tx].number;
-        let item = self.item(&format!("tx{number}/complication/{}/{}", c.kind, c.onset_date.fhir_date()));
+        let item = self.item(&format!(
+            "tx{number}/complication/{}/{}",
+            c.kind,
+            c.onset_date.fhir_date()
+        ));
         let mut codings = vec![local(self.term, "engraft-complication", &c.kind)];
-        for t in self.term.translate("engraft-complication-to-standard", &c.kind, &[]) {
+        for t in self
+            .term
+            .translate("engraft-complication-to-standard", &c.kind, &[])
+        {
             add_unique(&mut codings, from_target(t));
         }
         for sc in &c.codes {
@@ -167,20 +229,41 @@ impl Mapper<'_> {
         let gvhd = matches!(c.kind.as_str(), "acute-gvhd" | "chronic-gvhd");
         let p = format!("/transplants/{tx}/complications/{j}");
         let condition = Condition {
-            meta: meta(if gvhd { "engraft-gvhd" } else { "engraft-complication" }),
-            extension: vec![extension(DUE_TO, ExtensionValue::Reference(Box::new(reference(&self.hsct[tx]))))],
+            meta: meta(if gvhd {
+                "engraft-gvhd"
+            } else {
+                "engraft-complication"
+            }),
+            extension: vec![extension(
+                DUE_TO,
+                ExtensionValue::Reference(Box::new(reference(&self.hsct[tx]))),
+            )],
             identifier: vec![item.identifier.clone()],
             clinical_status: Some(Box::new(cc(vec![coding(
                 CLINICAL,
-                if c.resolved_date.is_some() { "resolved" } else { "active" },
+                if c.resolved_date.is_some() {
+                    "resolved"
+                } else {
+                    "active"
+                },
                 None,
             )]))),
             verification_status: Some(Box::new(cc(vec![coding(VERIFICATION, "confirmed", None)]))),
-            category: vec![cc(vec![coding(CATEGORY, "problem-list-item", Some("Problem List Item"))])],
+            category: vec![cc(vec![coding(
+                CATEGORY,
+                "problem-list-item",
+                Some("Problem List Item"),
+            )])],
             code: Some(Box::new(cc(codings))),
-            body_site: c.organs.iter().map(|o| cc(vec![local(self.term, "engraft-organ", o)])).collect(),
+            body_site: c
+                .organs
+                .iter()
+                .map(|o| cc(vec![local(self.term, "engraft-organ", o)]))
+                .collect(),
             subject: self.subject(),
-            onset: Some(ConditionOnset::DateTime(self.dt(&c.onset_date, || format!("{p}/onsetDate")))),
+            onset: Some(ConditionOnset::DateTime(
+                self.dt(&c.onset_date, || format!("{p}/onsetDate")),
+            )),
             abatement: c
                 .resolved_date
                 .as_ref()
@@ -197,7 +280,10 @@ impl Mapper<'_> {
                 .organism
                 .iter()
                 .map(|o| ConditionEvidence {
-                    code: vec![CodeableConcept { text: Some(s(o)), ..Default::default() }],
+                    code: vec![CodeableConcept {
+                        text: Some(s(o)),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 })
                 .collect(),

@@ -34,13 +34,15 @@ pub fn centre_system(registry: &str) -> String {
     format!("{BASE}/sid/centre/{registry}")
 }
 
-/// The id of the item `key` of one patient's record.
+/// The id of the item `key` of one patient's record (`scope` is `registry/centre/upn`).
 pub fn item_uuid(scope: &str, key: &str) -> Uuid {
-    let mut name = String::with_capacity(scope.len() + key.len() + 1);
-    name.push_str(scope);
-    name.push('/');
-    name.push_str(key);
-    Uuid::new_v5(&namespace(), name.as_bytes())
+    uuid_of(&[scope, "/", key].concat())
+}
+
+/// The id of an item by its full name `registry/centre/upn/key`.
+pub fn uuid_of(name: &str) -> Uuid {
+    static NS: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
+    Uuid::new_v5(NS.get_or_init(namespace), name.as_bytes())
 }
 
 #[cfg(test)]

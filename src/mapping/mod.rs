@@ -5,10 +5,10 @@
 //! request. The Provenance naming every target is added last. Nothing here does IO.
 
 mod build;
+mod clinical;
 pub mod ids;
 mod observation;
 mod patient;
-mod clinical;
 mod transplant;
 
 use std::collections::HashMap;
@@ -134,16 +134,31 @@ impl<'a> Mapper<'a> {
 
     /// Reserves the item `key` (made unique within the record when it repeats).
     pub fn item(&mut self, key: &str) -> Item {
-        let n = self.used_keys.entry(key.to_string()).or_insert(0);
-        *n += 1;
-        let key = if *n == 1 {
-            key.to_string()
-        } else {
-            format!("{key}#{n}")
+        let n = match self.used_keys.get_mut(key) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.used_keys.insert(key.to_string(), 1);
+                1
+            }
         };
-        let value = format!("{}/{}", self.scope, key);
-        let full_url = format!("urn:uuid:{}", ids::item_uuid(&self.scope, &key));
-        let search = format!("{}%7C{}", self.item_system, value);
+        // `value` is `registry/centre/upn/key`, the UUID v5 name of the item.
+        let mut value = String::with_capacity(self.scope.len() + key.len() + 4);
+        value.push_str(&self.scope);
+        value.push('/');
+        value.push_str(key);
+        if n > 1 {
+            value.push('#');
+            value.push_str(&n.to_string());
+        }
+        let uuid = ids::uuid_of(&value);
+        let full_url = uuid
+            .urn()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_string();
+        let search = [self.item_system.as_str(), "%7C", value.as_str()].concat();
         Item {
             full_url,
             identifier: build::identifier(&self.item_system, &value),
@@ -153,7 +168,12 @@ impl<'a> Mapper<'a> {
 
     /// Adds a resource as a conditional update on its business identifier.
     pub fn push(&mut self, item: Item, resource: Resource) -> String {
-        let url = format!("{}?identifier={}", resource_type(&resource), item.search);
+        let url = [
+            resource_type(&resource),
+            "?identifier=",
+            item.search.as_str(),
+        ]
+        .concat();
         self.push_with(item.full_url, resource, url)
     }
 

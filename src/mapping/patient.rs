@@ -104,7 +104,10 @@ impl Mapper<'_> {
                 Some("Patient Consent"),
             )])],
             patient: Some(self.subject()),
-            date_time: c.date.as_ref().map(|d| self.dt(d, || "/consent/date".into())),
+            date_time: c
+                .date
+                .as_ref()
+                .map(|d| self.dt(d, || "/consent/date".into())),
             policy: vec![ConsentPolicy {
                 uri: Some(uri(format!(
                     "{BASE}/policy/{}/registry-data-transfer",
@@ -114,9 +117,10 @@ impl Mapper<'_> {
             }],
             provision: Some(ConsentProvision {
                 r#type: Some(code("permit")),
-                period: c.date.as_ref().map(|d| {
-                    Box::new(period(self.dt(d, || "/consent/date".into()), None))
-                }),
+                period: c
+                    .date
+                    .as_ref()
+                    .map(|d| Box::new(period(self.dt(d, || "/consent/date".into()), None))),
                 ..Default::default()
             }),
             ..Default::default()
@@ -144,7 +148,11 @@ impl Mapper<'_> {
             activity: Some(Box::new(cc(vec![coding(
                 "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
                 activity,
-                Some(if activity == "CREATE" { "create" } else { "revise" }),
+                Some(if activity == "CREATE" {
+                    "create"
+                } else {
+                    "revise"
+                }),
             )]))),
             agent: vec![
                 ProvenanceAgent {

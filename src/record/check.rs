@@ -148,7 +148,13 @@ impl Cx<'_> {
         self.transplants(r, &mut res);
         if let Some(b) = r.baseline.as_mut() {
             let first_day0 = r.transplants.first().map(|t| t.infusion_date.clone());
-            self.baseline(b, &r.patient.birth_date, first_day0.as_ref(), &r.diagnoses, &mut res);
+            self.baseline(
+                b,
+                &r.patient.birth_date,
+                first_day0.as_ref(),
+                &r.diagnoses,
+                &mut res,
+            );
         }
         self.follow_ups(r, &mut res);
         self.vital_status(r);
@@ -176,23 +182,46 @@ impl Cx<'_> {
         }
         for (i, m) in r.patient.mrns.iter().enumerate() {
             if !is_absolute_uri(&m.system) {
-                self.err(C::IdFormat, format!("/patient/mrns/{i}/system"), "An identifier system must be an absolute URI.");
+                self.err(
+                    C::IdFormat,
+                    format!("/patient/mrns/{i}/system"),
+                    "An identifier system must be an absolute URI.",
+                );
             }
             if m.value.trim().is_empty() {
-                self.err(C::MissingMandatory, format!("/patient/mrns/{i}/value"), "An MRN value is blank.");
+                self.err(
+                    C::MissingMandatory,
+                    format!("/patient/mrns/{i}/value"),
+                    "An MRN value is blank.",
+                );
             }
         }
         for (i, l) in r.patient.linked_identifiers.iter().enumerate() {
             if !is_absolute_uri(&l.system) {
-                self.err(C::IdFormat, format!("/patient/linkedIdentifiers/{i}/system"), "An identifier system must be an absolute URI.");
+                self.err(
+                    C::IdFormat,
+                    format!("/patient/linkedIdentifiers/{i}/system"),
+                    "An identifier system must be an absolute URI.",
+                );
             }
-            if !matches!(l.link_type.as_str(), "seealso" | "replaced-by" | "replaces" | "refer") {
-                self.err(C::UnknownCode, format!("/patient/linkedIdentifiers/{i}/linkType"), "The link type must be seealso, replaced-by, replaces or refer.");
+            if !matches!(
+                l.link_type.as_str(),
+                "seealso" | "replaced-by" | "replaces" | "refer"
+            ) {
+                self.err(
+                    C::UnknownCode,
+                    format!("/patient/linkedIdentifiers/{i}/linkType"),
+                    "The link type must be seealso, replaced-by, replaces or refer.",
+                );
             }
         }
         if let Some(crid) = &r.patient.crid {
             if !is_id(crid) {
-                self.err(C::IdFormat, "/patient/crid", "A CRID may use letters, digits, '.', '_' and '-' only.");
+                self.err(
+                    C::IdFormat,
+                    "/patient/crid",
+                    "A CRID may use letters, digits, '.', '_' and '-' only.",
+                );
             }
         }
     }
@@ -212,33 +241,69 @@ impl Cx<'_> {
             ConsentStatus::Granted => {}
         }
         if r.consent.withdrawn_date.is_some() && r.consent.status != ConsentStatus::Withdrawn {
-            self.err(C::VitalStatusConflict, "/consent/withdrawnDate", "A withdrawal date is given but the consent status is not withdrawn.");
+            self.err(
+                C::VitalStatusConflict,
+                "/consent/withdrawnDate",
+                "A withdrawal date is given but the consent status is not withdrawn.",
+            );
         }
     }
 
     fn diagnoses(&mut self, r: &Record) {
         if r.diagnoses.is_empty() {
-            self.err(C::MissingMandatory, "/diagnoses", "At least one diagnosis is required.");
+            self.err(
+                C::MissingMandatory,
+                "/diagnoses",
+                "At least one diagnosis is required.",
+            );
         }
         for (i, d) in r.diagnoses.iter().enumerate() {
             let p = format!("/diagnoses/{i}");
             if d.disease.trim().is_empty() {
-                self.err(C::MissingMandatory, format!("{p}/disease"), "The disease is blank.");
-            } else if self.code_in("engraft-disease", &d.disease, &format!("{p}/disease"), "The disease") {
+                self.err(
+                    C::MissingMandatory,
+                    format!("{p}/disease"),
+                    "The disease is blank.",
+                );
+            } else if self.code_in(
+                "engraft-disease",
+                &d.disease,
+                &format!("{p}/disease"),
+                "The disease",
+            ) {
                 if let Some(s) = &d.subtype {
                     if self.code_in("engraft-disease", s, &format!("{p}/subtype"), "The subtype")
                         && !self.term.is_a("engraft-disease", s, &d.disease)
                     {
-                        self.err(C::UnknownCode, format!("{p}/subtype"), "The subtype is not a subtype of the disease.");
+                        self.err(
+                            C::UnknownCode,
+                            format!("{p}/subtype"),
+                            "The subtype is not a subtype of the disease.",
+                        );
                     }
                 }
             }
             if let Some(o) = &d.onset_date {
-                self.order(o, &d.diagnosis_date, &format!("{p}/onsetDate"), "first symptoms on or before diagnosis");
+                self.order(
+                    o,
+                    &d.diagnosis_date,
+                    &format!("{p}/onsetDate"),
+                    "first symptoms on or before diagnosis",
+                );
             }
-            self.order(&r.patient.birth_date, &d.diagnosis_date, &format!("{p}/diagnosisDate"), "birth before diagnosis");
+            self.order(
+                &r.patient.birth_date,
+                &d.diagnosis_date,
+                &format!("{p}/diagnosisDate"),
+                "birth before diagnosis",
+            );
             if let Some(rev) = &d.revision {
-                self.order(&d.diagnosis_date, &rev.date, &format!("{p}/revision/date"), "diagnosis before its revision");
+                self.order(
+                    &d.diagnosis_date,
+                    &rev.date,
+                    &format!("{p}/revision/date"),
+                    "diagnosis before its revision",
+                );
             }
             for (j, c) in d.codes.iter().enumerate() {
                 self.source_code(c, &format!("{p}/codes/{j}"));
@@ -252,39 +317,72 @@ impl Cx<'_> {
         match c.system.as_str() {
             "icd-10-cm" | crate::terminology::ICD10CM => {
                 if !icd10_shape(code, 4) {
-                    self.err(C::CodeSystemMismatch, format!("{p}/code"), "The code is not shaped like an ICD-10-CM code.");
+                    self.err(
+                        C::CodeSystemMismatch,
+                        format!("{p}/code"),
+                        "The code is not shaped like an ICD-10-CM code.",
+                    );
                     return;
                 }
                 let year: Option<u32> = c.version.as_deref().and_then(|v| v.parse().ok());
                 let g35_split = year.is_some_and(|y| y >= 2026);
                 if code == "G35" && g35_split {
-                    self.err(C::CodeVersion, format!("{p}/code"), "G35 is a non-billable header from ICD-10-CM FY2026 on; use G35.A-G35.D.");
+                    self.err(
+                        C::CodeVersion,
+                        format!("{p}/code"),
+                        "G35 is a non-billable header from ICD-10-CM FY2026 on; use G35.A-G35.D.",
+                    );
                 } else if code.starts_with("G35.") && year.is_some_and(|y| y < 2026) {
-                    self.err(C::CodeVersion, format!("{p}/code"), "G35.A-G35.D exist only from ICD-10-CM FY2026 on.");
+                    self.err(
+                        C::CodeVersion,
+                        format!("{p}/code"),
+                        "G35.A-G35.D exist only from ICD-10-CM FY2026 on.",
+                    );
                 } else if code.starts_with("G35.") && year.is_none() {
-                    self.warn(C::CodeVersion, format!("{p}/version"), "An ICD-10-CM code of the FY2026 G35 split is sent without a version.");
+                    self.warn(
+                        C::CodeVersion,
+                        format!("{p}/version"),
+                        "An ICD-10-CM code of the FY2026 G35 split is sent without a version.",
+                    );
                 }
             }
             "icd-10" | crate::terminology::ICD10 => {
                 // WHO ICD-10 has at most one character after the dot and no letters there.
-                if !icd10_shape(code, 1) || code.split('.').nth(1).is_some_and(|s| !s.bytes().all(|b| b.is_ascii_digit())) {
+                if !icd10_shape(code, 1)
+                    || code
+                        .split('.')
+                        .nth(1)
+                        .is_some_and(|s| !s.bytes().all(|b| b.is_ascii_digit()))
+                {
                     self.err(C::CodeSystemMismatch, format!("{p}/code"), "The code is not a WHO ICD-10 code (an ICD-10-CM code sent as WHO ICD-10?).");
                 }
             }
             "snomed" | crate::terminology::SNOMED => {
                 if !(6..=18).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
-                    self.err(C::CodeSystemMismatch, format!("{p}/code"), "A SNOMED CT concept id has 6 to 18 digits.");
+                    self.err(
+                        C::CodeSystemMismatch,
+                        format!("{p}/code"),
+                        "A SNOMED CT concept id has 6 to 18 digits.",
+                    );
                 } else if code.as_bytes()[code.len() - 3] == b'1' {
                     self.warn(C::SnomedExtension, format!("{p}/code"), "This is a SNOMED CT extension concept; the International Edition code is sent next to it.");
                 }
             }
             other if is_absolute_uri(other) => {}
-            _ => self.err(C::CodeSystemMismatch, format!("{p}/system"), "The system must be icd-10-cm, icd-10, snomed or an absolute URI."),
+            _ => self.err(
+                C::CodeSystemMismatch,
+                format!("{p}/system"),
+                "The system must be icd-10-cm, icd-10, snomed or an absolute URI.",
+            ),
         }
     }
 
     fn prior_therapies(&mut self, r: &Record) {
-        let first_day0 = r.transplants.iter().map(|t| &t.infusion_date).min_by_key(|d| d.earliest());
+        let first_day0 = r
+            .transplants
+            .iter()
+            .map(|t| &t.infusion_date)
+            .min_by_key(|d| d.earliest());
         for (i, t) in r.prior_therapies.iter().enumerate() {
             let p = format!("/priorTherapies/{i}");
             self.drug_code(&t.agent, &format!("{p}/agent"));
@@ -292,16 +390,29 @@ impl Cx<'_> {
                 self.order(a, b, &format!("{p}/stopDate"), "therapy start before stop");
             }
             if let (Some(a), Some(d0)) = (&t.start_date, first_day0) {
-                self.order(a, d0, &format!("{p}/startDate"), "prior therapy starts before the first HSCT");
+                self.order(
+                    a,
+                    d0,
+                    &format!("{p}/startDate"),
+                    "prior therapy starts before the first HSCT",
+                );
             }
             if let Some(s) = &t.stop_reason {
-                self.code_in("engraft-stop-reason", s, &format!("{p}/stopReason"), "The stop reason");
+                self.code_in(
+                    "engraft-stop-reason",
+                    s,
+                    &format!("{p}/stopReason"),
+                    "The stop reason",
+                );
             }
         }
     }
 
     fn drug_code(&mut self, code: &str, ptr: &str) {
-        if matches!(code.to_ascii_lowercase().as_str(), "atg" | "antithymocyte-globulin" | "anti-thymocyte-globulin") {
+        if matches!(
+            code.to_ascii_lowercase().as_str(),
+            "atg" | "antithymocyte-globulin" | "anti-thymocyte-globulin"
+        ) {
             self.err(C::AtgProduct, ptr, "ATG must be coded at product level: atg-rabbit or atg-horse (doses differ by product).");
         } else {
             self.code_in("engraft-drug", code, ptr, "The drug");
@@ -313,7 +424,11 @@ impl Cx<'_> {
             Ok(n) => {
                 if n.converted || n.unit != m.unit {
                     if n.converted {
-                        self.note(ptr, ReportStatus::Converted, format!("Converted to {}.", n.unit));
+                        self.note(
+                            ptr,
+                            ReportStatus::Converted,
+                            format!("Converted to {}.", n.unit),
+                        );
                     }
                     m.value = n.value;
                     m.unit = n.unit.to_string();
@@ -321,7 +436,11 @@ impl Cx<'_> {
                 true
             }
             Err(UnitProblem::NotAllowed { allowed }) => {
-                self.err(C::UnitInvalid, format!("{ptr}/unit"), format!("The unit is missing or not allowed here; allowed: {allowed}."));
+                self.err(
+                    C::UnitInvalid,
+                    format!("{ptr}/unit"),
+                    format!("The unit is missing or not allowed here; allowed: {allowed}."),
+                );
                 false
             }
             Err(UnitProblem::Implausible { range }) => {
@@ -340,24 +459,43 @@ impl Cx<'_> {
                 self.measure(Quantity::Dose, t, &format!("{p}/totalDose"));
             }
             if let Some(e) = &d.end_date {
-                self.order(&d.start_date, e, &format!("{p}/endDate"), "drug start before end");
+                self.order(
+                    &d.start_date,
+                    e,
+                    &format!("{p}/endDate"),
+                    "drug start before end",
+                );
             }
         }
     }
 
     fn transplants(&mut self, r: &mut Record, res: &mut Resolved) {
         if r.transplants.is_empty() {
-            self.err(C::MissingMandatory, "/transplants", "At least one transplant is required.");
+            self.err(
+                C::MissingMandatory,
+                "/transplants",
+                "At least one transplant is required.",
+            );
         }
         let mut numbers = HashSet::new();
         for (i, t) in r.transplants.iter().enumerate() {
             if !numbers.insert(t.number) || t.number == 0 {
-                self.err(C::TransplantOrder, format!("/transplants/{i}/number"), "Transplant numbers must be unique and start at 1.");
+                self.err(
+                    C::TransplantOrder,
+                    format!("/transplants/{i}/number"),
+                    "Transplant numbers must be unique and start at 1.",
+                );
             }
             if i > 0 {
                 let prev = &r.transplants[i - 1];
-                if prev.number > t.number || !t.infusion_date.is_definitely_after(&prev.infusion_date) {
-                    self.err(C::TransplantOrder, format!("/transplants/{i}/infusionDate"), "Transplants must be listed in number order with later day-0 dates.");
+                if prev.number > t.number
+                    || !t.infusion_date.is_definitely_after(&prev.infusion_date)
+                {
+                    self.err(
+                        C::TransplantOrder,
+                        format!("/transplants/{i}/infusionDate"),
+                        "Transplants must be listed in number order with later day-0 dates.",
+                    );
                 }
             }
         }
@@ -368,23 +506,38 @@ impl Cx<'_> {
             .collect();
         let diagnoses = r.diagnoses.clone();
         let birth = r.patient.birth_date.clone();
-        let diseases: Vec<String> = diagnoses.iter().map(|d| d.disease.clone()).collect();
         for (i, t) in r.transplants.iter_mut().enumerate() {
             let p = format!("/transplants/{i}");
             let day0 = t.infusion_date.clone();
             // Donor items on autologous records: warning, ignored (edge case 10).
             if !t.donor_type.is_allogeneic() && t.donor.as_ref().is_some_and(|d| !d.is_empty()) {
-                self.warn(C::DonorOnAutologous, format!("{p}/donor"), "Donor items on an autologous transplant are ignored.");
-                self.note(format!("{p}/donor"), ReportStatus::NotMapped, "Donor items on an autologous transplant.");
+                self.warn(
+                    C::DonorOnAutologous,
+                    format!("{p}/donor"),
+                    "Donor items on an autologous transplant are ignored.",
+                );
+                self.note(
+                    format!("{p}/donor"),
+                    ReportStatus::NotMapped,
+                    "Donor items on an autologous transplant.",
+                );
             }
             if let Some(d) = &t.donor {
                 if t.donor_type.is_allogeneic() {
                     if let Some(h) = &d.hla_match {
                         if parse_hla(h).is_none() {
-                            self.err(C::ImplausibleValue, format!("{p}/donor/hlaMatch"), "HLA match must be matched/typed loci such as 10/10 or 7/8.");
+                            self.err(
+                                C::ImplausibleValue,
+                                format!("{p}/donor/hlaMatch"),
+                                "HLA match must be matched/typed loci such as 10/10 or 7/8.",
+                            );
                         }
                     }
-                    for (field, v) in [("relationship", &d.relationship), ("cmvIgg", &d.cmv_igg), ("abo", &d.abo)] {
+                    for (field, v) in [
+                        ("relationship", &d.relationship),
+                        ("cmvIgg", &d.cmv_igg),
+                        ("abo", &d.abo),
+                    ] {
                         if v.is_some() {
                             self.note(format!("{p}/donor/{field}"), ReportStatus::NotMapped, "Donor characteristics need a donor resource, which this mapping does not emit yet.");
                         }
@@ -396,27 +549,74 @@ impl Cx<'_> {
             }
             if let Some(m) = t.mobilisation.as_mut() {
                 let mp = format!("{p}/mobilisation");
-                self.code_in("engraft-mobilisation-regimen", &m.regimen, &format!("{mp}/regimen"), "The mobilisation regimen");
-                self.order(&birth, &m.start_date, &format!("{mp}/startDate"), "birth before mobilisation");
+                if m.poor_mobiliser.is_some() {
+                    self.note(
+                        format!("{mp}/poorMobiliser"),
+                        ReportStatus::NotMapped,
+                        "The poor-mobiliser flag has no FHIR target in this mapping yet.",
+                    );
+                }
+                self.code_in(
+                    "engraft-mobilisation-regimen",
+                    &m.regimen,
+                    &format!("{mp}/regimen"),
+                    "The mobilisation regimen",
+                );
+                self.order(
+                    &birth,
+                    &m.start_date,
+                    &format!("{mp}/startDate"),
+                    "birth before mobilisation",
+                );
                 for d in &diagnoses {
-                    self.order(&d.diagnosis_date, &m.start_date, &format!("{mp}/startDate"), "diagnosis before mobilisation");
+                    self.order(
+                        &d.diagnosis_date,
+                        &m.start_date,
+                        &format!("{mp}/startDate"),
+                        "diagnosis before mobilisation",
+                    );
                 }
                 self.drugs(&mut m.drugs, &format!("{mp}/drugs"));
                 for (j, a) in m.aphereses.iter_mut().enumerate() {
                     let ap = format!("{mp}/aphereses/{j}");
-                    self.order(&m.start_date, &a.date, &format!("{ap}/date"), "mobilisation start before apheresis");
-                    self.order(&a.date, &day0, &format!("{ap}/date"), "apheresis before day 0");
+                    self.order(
+                        &m.start_date,
+                        &a.date,
+                        &format!("{ap}/date"),
+                        "mobilisation start before apheresis",
+                    );
+                    self.order(
+                        &a.date,
+                        &day0,
+                        &format!("{ap}/date"),
+                        "apheresis before day 0",
+                    );
                     if let Some(c) = a.cd34_collected.as_mut() {
                         self.measure(Quantity::Cd34Collected, c, &format!("{ap}/cd34Collected"));
                     }
                 }
-                self.order(&m.start_date, &day0, &format!("{mp}/startDate"), "mobilisation before day 0");
+                self.order(
+                    &m.start_date,
+                    &day0,
+                    &format!("{mp}/startDate"),
+                    "mobilisation before day 0",
+                );
                 if let Some(c) = &t.conditioning {
-                    self.order(&m.start_date, &c.start_date, &format!("{mp}/startDate"), "mobilisation before conditioning");
+                    self.order(
+                        &m.start_date,
+                        &c.start_date,
+                        &format!("{mp}/startDate"),
+                        "mobilisation before conditioning",
+                    );
                 }
             }
             if let Some(g) = &t.graft_manipulation {
-                self.code_in("engraft-graft-manipulation", g, &format!("{p}/graftManipulation"), "The graft manipulation");
+                self.code_in(
+                    "engraft-graft-manipulation",
+                    g,
+                    &format!("{p}/graftManipulation"),
+                    "The graft manipulation",
+                );
             }
             if let Some(m) = t.cd34_dose.as_mut() {
                 self.measure(Quantity::Cd34Dose, m, &format!("{p}/cd34Dose"));
@@ -428,48 +628,107 @@ impl Cx<'_> {
             if let Some(c) = t.conditioning.as_mut() {
                 let cp = format!("{p}/conditioning");
                 for d in &diagnoses {
-                    self.order(&d.diagnosis_date, &c.start_date, &format!("{cp}/startDate"), "diagnosis before conditioning");
+                    self.order(
+                        &d.diagnosis_date,
+                        &c.start_date,
+                        &format!("{cp}/startDate"),
+                        "diagnosis before conditioning",
+                    );
                 }
-                self.order(&c.start_date, &day0, &format!("{cp}/startDate"), "conditioning before day 0");
+                self.order(
+                    &c.start_date,
+                    &day0,
+                    &format!("{cp}/startDate"),
+                    "conditioning before day 0",
+                );
                 if let Some(e) = &c.end_date {
-                    self.order(&c.start_date, e, &format!("{cp}/endDate"), "conditioning start before end");
+                    self.order(
+                        &c.start_date,
+                        e,
+                        &format!("{cp}/endDate"),
+                        "conditioning start before end",
+                    );
                 }
                 let key = regimen_key(&c.regimen);
-                let code = self.term.translate("engraft-regimen-text", &key, &[]).next().map(|t| t.code.clone());
+                let code = self
+                    .term
+                    .translate("engraft-regimen-text", &key, &[])
+                    .next()
+                    .map(|t| t.code.clone());
                 if code.is_none() {
                     self.warn(C::RegimenUnmapped, format!("{cp}/regimen"), "The regimen name is not in ConceptMap engraft-regimen-text; it is sent as 'other' with its text.");
                     self.note(format!("{cp}/regimen"), ReportStatus::Defaulted, "Regimen code defaulted to 'other'; the original name is kept in code.text.");
                 }
                 regimen = Some(code.unwrap_or_else(|| "other".into()));
                 if let Some(s) = &c.intensity {
-                    self.code_in("engraft-intensity", s, &format!("{cp}/intensity"), "The intensity");
+                    self.code_in(
+                        "engraft-intensity",
+                        s,
+                        &format!("{cp}/intensity"),
+                        "The intensity",
+                    );
                 }
                 self.drugs(&mut c.drugs, &format!("{cp}/drugs"));
                 if let Some(tbi) = &c.tbi {
                     let tp = format!("{cp}/tbi");
                     if !(tbi.dose_gy > 0.0 && tbi.dose_gy <= 16.0) {
-                        self.err(C::ImplausibleValue, format!("{tp}/doseGy"), "The TBI dose is outside the plausible range 0-16 Gy.");
+                        self.err(
+                            C::ImplausibleValue,
+                            format!("{tp}/doseGy"),
+                            "The TBI dose is outside the plausible range 0-16 Gy.",
+                        );
                     }
                     if tbi.fractions == 0 || tbi.fractions > 20 {
-                        self.err(C::ImplausibleValue, format!("{tp}/fractions"), "TBI fractions must be 1 to 20.");
+                        self.err(
+                            C::ImplausibleValue,
+                            format!("{tp}/fractions"),
+                            "TBI fractions must be 1 to 20.",
+                        );
                     }
-                    self.order(&tbi.start_date, &day0, &format!("{tp}/startDate"), "TBI before day 0");
+                    self.order(
+                        &tbi.start_date,
+                        &day0,
+                        &format!("{tp}/startDate"),
+                        "TBI before day 0",
+                    );
                     if let Some(e) = &tbi.end_date {
-                        self.order(&tbi.start_date, e, &format!("{tp}/endDate"), "TBI start before end");
+                        self.order(
+                            &tbi.start_date,
+                            e,
+                            &format!("{tp}/endDate"),
+                            "TBI start before end",
+                        );
                     }
                 }
             }
             res.regimen.push(regimen);
             if let Some(e) = &t.infusion_end_date {
-                self.order(&day0, e, &format!("{p}/infusionEndDate"), "infusion start (day 0) before its end");
+                self.order(
+                    &day0,
+                    e,
+                    &format!("{p}/infusionEndDate"),
+                    "infusion start (day 0) before its end",
+                );
             }
             for (j, s) in t.supplemental_infusions.iter().enumerate() {
                 let sp = format!("{p}/supplementalInfusions/{j}");
-                if !matches!(s.kind.as_str(), "boost" | "top-up" | "dli") {
-                    self.err(C::UnknownCode, format!("{sp}/kind"), "A supplemental infusion is a boost, top-up or dli.");
+                if !self
+                    .term
+                    .in_value_set("engraft-supplemental-infusion", &s.kind)
+                {
+                    self.err(
+                        C::UnknownCode,
+                        format!("{sp}/kind"),
+                        "A supplemental infusion is a boost, top-up or dli.",
+                    );
                 }
                 if let Some(d) = &death {
-                    self.order(&s.date, d, &format!("{sp}/date"), "supplemental infusion before death");
+                    self.order(
+                        &s.date,
+                        d,
+                        &format!("{sp}/date"),
+                        "supplemental infusion before death",
+                    );
                 }
             }
             // Engraftment (edge cases 3, 4, 5).
@@ -505,15 +764,27 @@ impl Cx<'_> {
             }
             for (j, c) in t.complications.iter().enumerate() {
                 let cp = format!("{p}/complications/{j}");
-                self.code_in("engraft-complication", &c.kind, &format!("{cp}/kind"), "The complication");
+                self.code_in(
+                    "engraft-complication",
+                    &c.kind,
+                    &format!("{cp}/kind"),
+                    "The complication",
+                );
                 let is_gvhd = matches!(c.kind.as_str(), "acute-gvhd" | "chronic-gvhd");
                 if is_gvhd && !t.donor_type.is_allogeneic() {
-                    self.warn(C::GvhdAutologous, format!("{cp}/kind"), "GvHD is reported after an autologous transplant; sent as reported.");
+                    self.warn(
+                        C::GvhdAutologous,
+                        format!("{cp}/kind"),
+                        "GvHD is reported after an autologous transplant; sent as reported.",
+                    );
                 }
                 if let Some(g) = &c.grade {
                     let ok = match c.kind.as_str() {
                         "acute-gvhd" => matches!(g.as_str(), "I" | "II" | "III" | "IV"),
-                        "chronic-gvhd" => matches!(g.as_str(), "mild" | "moderate" | "severe" | "limited" | "extensive"),
+                        "chronic-gvhd" => matches!(
+                            g.as_str(),
+                            "mild" | "moderate" | "severe" | "limited" | "extensive"
+                        ),
                         _ => matches!(g.as_str(), "1" | "2" | "3" | "4" | "5"),
                     };
                     if !ok {
@@ -526,38 +797,64 @@ impl Cx<'_> {
                 for (k, sc) in c.codes.iter().enumerate() {
                     self.source_code(sc, &format!("{cp}/codes/{k}"));
                 }
-                let first = t.mobilisation.as_ref().map(|m| &m.start_date)
+                let first = t
+                    .mobilisation
+                    .as_ref()
+                    .map(|m| &m.start_date)
                     .or(t.conditioning.as_ref().map(|c| &c.start_date))
                     .unwrap_or(&day0);
-                self.order(first, &c.onset_date, &format!("{cp}/onsetDate"), "complication onset after the transplant course began");
+                self.order(
+                    first,
+                    &c.onset_date,
+                    &format!("{cp}/onsetDate"),
+                    "complication onset after the transplant course began",
+                );
                 if let Some(rd) = &c.resolved_date {
-                    self.order(&c.onset_date, rd, &format!("{cp}/resolvedDate"), "complication onset before resolution");
+                    self.order(
+                        &c.onset_date,
+                        rd,
+                        &format!("{cp}/resolvedDate"),
+                        "complication onset before resolution",
+                    );
                 }
             }
             // The diagnosis valid at day 0 (edge case 26).
             let valid = diagnoses.iter().position(|d| {
                 !d.diagnosis_date.is_definitely_after(&day0)
-                    && d.revision.as_ref().is_none_or(|rv| rv.date.is_definitely_after(&day0))
+                    && d.revision
+                        .as_ref()
+                        .is_none_or(|rv| rv.date.is_definitely_after(&day0))
             });
             res.reason_diagnosis.push(valid.unwrap_or(0));
             if valid.is_none() && !diagnoses.is_empty() {
-                self.warn(C::DiagnosisMissing, format!("{p}/infusionDate"), "No diagnosis is valid at day 0; the first diagnosis is named as the reason.");
+                self.warn(
+                    C::DiagnosisMissing,
+                    format!("{p}/infusionDate"),
+                    "No diagnosis is valid at day 0; the first diagnosis is named as the reason.",
+                );
             }
             // Age at HSCT (edge case 32).
             let age = match (birth.whole_years_until(&day0), t.stated_age_years) {
                 (Some(a), _) => Some((a, true)),
                 (None, Some(a)) => Some((a, false)),
                 (None, None) => {
-                    self.note(format!("{p}/statedAgeYears"), ReportStatus::NotMapped, "Age at HSCT: the birth date is too partial and no stated age was given.");
+                    self.note(
+                        format!("{p}/statedAgeYears"),
+                        ReportStatus::NotMapped,
+                        "Age at HSCT: the birth date is too partial and no stated age was given.",
+                    );
                     None
                 }
             };
             if age.is_some_and(|(_, derived)| derived) {
-                self.note(format!("{p}/infusionDate"), ReportStatus::Derived, "Age at HSCT computed from birth date and day 0.");
+                self.note(
+                    format!("{p}/infusionDate"),
+                    ReportStatus::Derived,
+                    "Age at HSCT computed from birth date and day 0.",
+                );
             }
             res.age_at_hsct.push(age);
         }
-        let _ = diseases;
     }
 
     fn baseline(
@@ -569,7 +866,12 @@ impl Cx<'_> {
         res: &mut Resolved,
     ) {
         if let Some(d0) = first_day0 {
-            self.order(&b.date, d0, "/baseline/date", "baseline assessment before the first HSCT");
+            self.order(
+                &b.date,
+                d0,
+                "/baseline/date",
+                "baseline assessment before the first HSCT",
+            );
         }
         if let Some(perf) = &b.performance {
             let (max, step) = match perf.scale {
@@ -577,33 +879,61 @@ impl Cx<'_> {
                 PerformanceScale::Ecog => (5, 1),
             };
             if perf.value > max {
-                self.err(C::ScaleRange, "/baseline/performance/value", format!("The performance score is outside 0-{max}."));
+                self.err(
+                    C::ScaleRange,
+                    "/baseline/performance/value",
+                    format!("The performance score is outside 0-{max}."),
+                );
             } else if perf.value % step != 0 {
-                self.err(C::ScaleStep, "/baseline/performance/value", format!("The performance score moves in steps of {step}."));
+                self.err(
+                    C::ScaleStep,
+                    "/baseline/performance/value",
+                    format!("The performance score moves in steps of {step}."),
+                );
             }
             if let Some(age) = birth.whole_years_until(&b.date) {
                 match perf.scale {
-                    PerformanceScale::Lansky if age >= 16 => self.warn(C::PerformanceAge, "/baseline/performance/scale", "Lansky is for patients under 16; this patient is 16 or older."),
-                    PerformanceScale::Karnofsky if age < 16 => self.warn(C::PerformanceAge, "/baseline/performance/scale", "Karnofsky is for patients 16 or older; use Lansky under 16."),
+                    PerformanceScale::Lansky if age >= 16 => self.warn(
+                        C::PerformanceAge,
+                        "/baseline/performance/scale",
+                        "Lansky is for patients under 16; this patient is 16 or older.",
+                    ),
+                    PerformanceScale::Karnofsky if age < 16 => self.warn(
+                        C::PerformanceAge,
+                        "/baseline/performance/scale",
+                        "Karnofsky is for patients 16 or older; use Lansky under 16.",
+                    ),
                     _ => {}
                 }
             }
         }
         if b.hct_ci.is_some_and(|v| v > 30) {
-            self.err(C::ScaleRange, "/baseline/hctCi", "The HCT-CI is outside 0-30.");
+            self.err(
+                C::ScaleRange,
+                "/baseline/hctCi",
+                "The HCT-CI is outside 0-30.",
+            );
         }
         let w = match b.weight.as_mut() {
-            Some(m) => self.measure(Quantity::Weight, m, "/baseline/weight").then_some(m.value),
+            Some(m) => self
+                .measure(Quantity::Weight, m, "/baseline/weight")
+                .then_some(m.value),
             None => None,
         };
         let h = match b.height.as_mut() {
-            Some(m) => self.measure(Quantity::Height, m, "/baseline/height").then_some(m.value),
+            Some(m) => self
+                .measure(Quantity::Height, m, "/baseline/height")
+                .then_some(m.value),
             None => None,
         };
         // BSA only when both are present (edge case 20).
         if let (Some(w), Some(h)) = (w, h) {
             res.bsa = Some(units::bsa_mosteller(w, h));
-            self.note("/baseline", ReportStatus::Derived, "Body surface area computed by Mosteller from weight and height.");
+            self.note(
+                "/baseline",
+                ReportStatus::Derived,
+                "Body surface area computed by Mosteller from weight and height.",
+            );
         }
         let ctx = disease_context(diagnoses, self.term);
         for (i, s) in b.scores.iter().enumerate() {
@@ -616,35 +946,73 @@ impl Cx<'_> {
 
     fn score(&mut self, s: &Score, p: &str, diseases: &[&'static str]) {
         if s.scale == "das28" {
-            self.err(C::ScaleVariant, format!("{p}/scale"), "DAS28 needs its variant: das28-esr or das28-crp.");
+            self.err(
+                C::ScaleVariant,
+                format!("{p}/scale"),
+                "DAS28 needs its variant: das28-esr or das28-crp.",
+            );
             return;
         }
-        if !self.code_in("engraft-scale", &s.scale, &format!("{p}/scale"), "The scale") {
+        if !self.code_in(
+            "engraft-scale",
+            &s.scale,
+            &format!("{p}/scale"),
+            "The scale",
+        ) {
             return;
         }
-        if s.scale == "cdai" && !diseases.iter().any(|d| matches!(*d, "rheumatoid-arthritis" | "crohns-disease")) {
+        if s.scale == "cdai"
+            && !diseases
+                .iter()
+                .any(|d| matches!(*d, "rheumatoid-arthritis" | "crohns-disease"))
+        {
             self.err(C::ScaleVariant, format!("{p}/scale"), "CDAI is ambiguous without rheumatoid arthritis or Crohn's disease in the record; use crohn-cdai or record the disease.");
         }
         match (s.value, s.absent_reason) {
             (Some(_), Some(_)) | (None, None) => {
-                self.err(C::AbsentValue, format!("{p}/value"), "Give either a value or an absent reason.");
+                self.err(
+                    C::AbsentValue,
+                    format!("{p}/value"),
+                    "Give either a value or an absent reason.",
+                );
             }
             (None, Some(_)) => {}
             (Some(v), None) => {
-                let c = self.term.concept("engraft-scale", &s.scale).expect("checked above");
-                let (min, max) = (c.decimal("min").unwrap_or(f64::MIN), c.decimal("max").unwrap_or(f64::MAX));
+                let c = self
+                    .term
+                    .concept("engraft-scale", &s.scale)
+                    .expect("checked above");
+                let (min, max) = (
+                    c.decimal("min").unwrap_or(f64::MIN),
+                    c.decimal("max").unwrap_or(f64::MAX),
+                );
                 if !v.is_finite() || v < min || v > max {
-                    self.err(C::ScaleRange, format!("{p}/value"), format!("The score is outside the scale's range {min}-{max}."));
+                    self.err(
+                        C::ScaleRange,
+                        format!("{p}/value"),
+                        format!("The score is outside the scale's range {min}-{max}."),
+                    );
                     return;
                 }
-                let excluded = c.text("excluded").map(|x| x.split(',').filter_map(|t| t.trim().parse::<f64>().ok()).any(|e| (e - v).abs() < 1e-9)).unwrap_or(false);
+                let excluded = c
+                    .text("excluded")
+                    .map(|x| {
+                        x.split(',')
+                            .filter_map(|t| t.trim().parse::<f64>().ok())
+                            .any(|e| (e - v).abs() < 1e-9)
+                    })
+                    .unwrap_or(false);
                 let off_step = c.decimal("step").is_some_and(|st| {
                     let k = (v - min) / st;
                     (k - k.round()).abs() > 1e-9
                 });
                 let non_int = c.boolean("integer") == Some(true) && v.fract() != 0.0;
                 if excluded || off_step || non_int {
-                    self.err(C::ScaleStep, format!("{p}/value"), "The score is not one of the scale's valid values.");
+                    self.err(
+                        C::ScaleStep,
+                        format!("{p}/value"),
+                        "The score is not one of the scale's valid values.",
+                    );
                 }
             }
         }
@@ -654,7 +1022,10 @@ impl Cx<'_> {
         if !self.code_in("engraft-lab", &l.test, &format!("{p}/test"), "The test") {
             return;
         }
-        let mut m = Measure { value: l.value, unit: l.unit.clone() };
+        let mut m = Measure {
+            value: l.value,
+            unit: l.unit.clone(),
+        };
         let test = l.test.clone();
         if self.measure(Quantity::Lab(&test), &mut m, p) {
             l.value = m.value;
@@ -664,7 +1035,11 @@ impl Cx<'_> {
 
     fn follow_ups(&mut self, r: &mut Record, res: &mut Resolved) {
         let ctx = disease_context(&r.diagnoses, self.term);
-        let day0s: Vec<(u32, RecordDate)> = r.transplants.iter().map(|t| (t.number, t.infusion_date.clone())).collect();
+        let day0s: Vec<(u32, RecordDate)> = r
+            .transplants
+            .iter()
+            .map(|t| (t.number, t.infusion_date.clone()))
+            .collect();
         let mut seen: HashMap<(usize, String), Vec<(usize, i64)>> = HashMap::new();
         for (i, f) in r.follow_ups.iter_mut().enumerate() {
             let p = format!("/followUps/{i}");
@@ -672,23 +1047,49 @@ impl Cx<'_> {
                 Some(n) => match day0s.iter().position(|(num, _)| *num == n) {
                     Some(ix) => ix,
                     None => {
-                        self.err(C::TransplantReference, format!("{p}/transplant"), "The follow-up names a transplant number the record does not have.");
+                        self.err(
+                            C::TransplantReference,
+                            format!("{p}/transplant"),
+                            "The follow-up names a transplant number the record does not have.",
+                        );
                         0
                     }
                 },
-                None => day0s.iter().rposition(|(_, d)| !d.is_definitely_after(&f.date)).unwrap_or(0),
+                None => day0s
+                    .iter()
+                    .rposition(|(_, d)| !d.is_definitely_after(&f.date))
+                    .unwrap_or(0),
             };
             res.followup_transplant.push(tx);
             res.followup_time_point.push(f.time_point.clone());
             if let Some((_, d0)) = day0s.get(tx) {
-                self.order(d0, &f.date, &format!("{p}/date"), "follow-up after the day 0 it counts from");
-                if self.code_in("engraft-time-point", &f.time_point, &format!("{p}/timePoint"), "The time point") {
-                    let c = self.term.concept("engraft-time-point", &f.time_point).expect("checked");
-                    if let (Some(target), Some(window), Some(days)) = (c.integer("targetDay"), c.integer("windowDays"), f.date.days_since(d0)) {
+                self.order(
+                    d0,
+                    &f.date,
+                    &format!("{p}/date"),
+                    "follow-up after the day 0 it counts from",
+                );
+                if self.code_in(
+                    "engraft-time-point",
+                    &f.time_point,
+                    &format!("{p}/timePoint"),
+                    "The time point",
+                ) {
+                    let c = self
+                        .term
+                        .concept("engraft-time-point", &f.time_point)
+                        .expect("checked");
+                    if let (Some(target), Some(window), Some(days)) = (
+                        c.integer("targetDay"),
+                        c.integer("windowDays"),
+                        f.date.days_since(d0),
+                    ) {
                         if (days - target).abs() > window {
                             self.warn(C::TimePointWindow, format!("{p}/date"), format!("The assessment is outside the window of its time point (day {target} +/- {window}); the real date is sent."));
                         }
-                        seen.entry((tx, f.time_point.clone())).or_default().push((i, (days - target).abs()));
+                        seen.entry((tx, f.time_point.clone()))
+                            .or_default()
+                            .push((i, (days - target).abs()));
                     }
                 }
             }
@@ -699,14 +1100,27 @@ impl Cx<'_> {
                 self.lab(l, &format!("{p}/labs/{j}"));
             }
             if let Some(resp) = &f.response {
-                self.code_in("engraft-response", resp, &format!("{p}/response"), "The response");
+                self.code_in(
+                    "engraft-response",
+                    resp,
+                    &format!("{p}/response"),
+                    "The response",
+                );
             }
             for (j, e) in f.events.iter().enumerate() {
                 let ep = format!("{p}/events/{j}");
-                if !matches!(e.kind.as_str(), "relapse" | "progression" | "pseudo-relapse" | "secondary-autoimmunity-flare") {
+                if !matches!(
+                    e.kind.as_str(),
+                    "relapse" | "progression" | "pseudo-relapse" | "secondary-autoimmunity-flare"
+                ) {
                     self.err(C::UnknownCode, format!("{ep}/kind"), "An event is relapse, progression, pseudo-relapse or secondary-autoimmunity-flare.");
                 }
-                self.order(&e.date, &f.date, &format!("{ep}/date"), "event on or before the visit that reports it");
+                self.order(
+                    &e.date,
+                    &f.date,
+                    &format!("{ep}/date"),
+                    "event on or before the visit that reports it",
+                );
                 if let Some((_, d0)) = day0s.get(tx) {
                     self.order(d0, &e.date, &format!("{ep}/date"), "event after day 0");
                 }
@@ -715,7 +1129,12 @@ impl Cx<'_> {
                 let tp = format!("{p}/therapyRestarts/{j}");
                 self.drug_code(&t.agent, &format!("{tp}/agent"));
                 if let Some((_, d0)) = day0s.get(tx) {
-                    self.order(d0, &t.start_date, &format!("{tp}/startDate"), "therapy restart after day 0");
+                    self.order(
+                        d0,
+                        &t.start_date,
+                        &format!("{tp}/startDate"),
+                        "therapy restart after day 0",
+                    );
                 }
             }
         }
@@ -738,26 +1157,53 @@ impl Cx<'_> {
     fn vital_status(&mut self, r: &Record) {
         let v = &r.vital_status;
         match (v.status, &v.death_date) {
-            (Vital::Dead, None) => self.err(C::MissingMandatory, "/vitalStatus/deathDate", "A dead patient needs a death date."),
-            (Vital::Alive | Vital::Unknown, Some(_)) => self.err(C::VitalStatusConflict, "/vitalStatus/deathDate", "A death date is given but the vital status is not dead (edge case 12)."),
-            (Vital::Dead, Some(d)) => {
-                if v.last_contact_date.is_definitely_after(d) {
-                    self.err(C::VitalStatusConflict, "/vitalStatus/lastContactDate", "The last contact is after the death date (edge case 12).");
-                }
-            }
+            (Vital::Dead, None) => self.err(
+                C::MissingMandatory,
+                "/vitalStatus/deathDate",
+                "A dead patient needs a death date.",
+            ),
+            (Vital::Alive | Vital::Unknown, Some(_)) => self.err(
+                C::VitalStatusConflict,
+                "/vitalStatus/deathDate",
+                "A death date is given but the vital status is not dead (edge case 12).",
+            ),
+            (Vital::Dead, Some(d)) if v.last_contact_date.is_definitely_after(d) => self.err(
+                C::VitalStatusConflict,
+                "/vitalStatus/lastContactDate",
+                "The last contact is after the death date (edge case 12).",
+            ),
             _ => {}
         }
         if let Some(c) = &v.cause_of_death {
             if v.status != Vital::Dead {
-                self.err(C::VitalStatusConflict, "/vitalStatus/causeOfDeath", "A cause of death is given but the vital status is not dead.");
+                self.err(
+                    C::VitalStatusConflict,
+                    "/vitalStatus/causeOfDeath",
+                    "A cause of death is given but the vital status is not dead.",
+                );
             }
-            self.code_in("engraft-cause-of-death", c, "/vitalStatus/causeOfDeath", "The cause of death");
+            self.code_in(
+                "engraft-cause-of-death",
+                c,
+                "/vitalStatus/causeOfDeath",
+                "The cause of death",
+            );
         }
         for (i, f) in r.follow_ups.iter().enumerate() {
-            self.order(&f.date, &v.last_contact_date, &format!("/followUps/{i}/date"), "follow-up on or before the last contact");
+            self.order(
+                &f.date,
+                &v.last_contact_date,
+                &format!("/followUps/{i}/date"),
+                "follow-up on or before the last contact",
+            );
         }
         for (i, t) in r.transplants.iter().enumerate() {
-            self.order(&t.infusion_date, &v.last_contact_date, &format!("/transplants/{i}/infusionDate"), "day 0 on or before the last contact");
+            self.order(
+                &t.infusion_date,
+                &v.last_contact_date,
+                &format!("/transplants/{i}/infusionDate"),
+                "day 0 on or before the last contact",
+            );
         }
     }
 
@@ -771,151 +1217,220 @@ impl Cx<'_> {
                     any_ten = true;
                     let when = s.date.as_ref().unwrap_or(&f.date);
                     let consistent = v.status == Vital::Dead
-                        && v.death_date.as_ref().is_some_and(|d| d.definite_cmp(when).is_eq());
+                        && v.death_date
+                            .as_ref()
+                            .is_some_and(|d| d.definite_cmp(when).is_eq());
                     if !consistent {
                         self.err(C::EdssDeathConflict, format!("/followUps/{i}/scores/{j}/value"), "EDSS 10 means death due to MS, but the patient is not recorded as dead on that date.");
                     }
                 }
             }
         }
-        let ms_like = r.diagnoses.iter().any(|d| self.term.is_a("engraft-disease", &d.disease, "multiple-sclerosis") || d.disease == "nmosd");
-        if v.status == Vital::Dead && v.cause_of_death.as_deref() == Some("primary-disease") && ms_like && !any_ten {
-            self.warn(C::EdssDeathConflict, "/vitalStatus/causeOfDeath", "Death due to MS is recorded without a final EDSS of 10.");
+        let ms_like = r.diagnoses.iter().any(|d| {
+            self.term
+                .is_a("engraft-disease", &d.disease, "multiple-sclerosis")
+                || d.disease == "nmosd"
+        });
+        if v.status == Vital::Dead
+            && v.cause_of_death.as_deref() == Some("primary-disease")
+            && ms_like
+            && !any_ten
+        {
+            self.warn(
+                C::EdssDeathConflict,
+                "/vitalStatus/causeOfDeath",
+                "Death due to MS is recorded without a final EDSS of 10.",
+            );
         }
     }
 
-    /// Rules over every date: death last, dropped times, estimated-date pointers.
+    /// Rules over every date: death last, dropped times, estimated-date pointers. Pointers are
+    /// only built for dates that have a problem.
     fn dates_everywhere(&mut self, r: &Record, res: &mut Resolved) {
-        let mut all = Vec::with_capacity(64);
-        collect_dates(r, &mut all);
         let death = r.vital_status.death_date.as_ref();
-        for (ptr, d) in &all {
-            if d.time_dropped() {
+        let last_contact = &r.vital_status.last_contact_date;
+        let mut found: Vec<(String, bool, bool)> = Vec::new();
+        visit_dates(r, &mut |ptr, d| {
+            let dropped = d.time_dropped();
+            let after_death = death.is_some_and(|dd| {
+                !std::ptr::eq(d, dd) && !std::ptr::eq(d, last_contact) && d.is_definitely_after(dd)
+            });
+            if dropped || after_death {
+                found.push((ptr(), dropped, after_death));
+            }
+        });
+        for (ptr, dropped, after_death) in found {
+            if dropped {
                 self.warn(C::TimeWithoutZone, ptr.clone(), "A time of day without a zone was dropped; only the date is sent (edge case 31).");
             }
-            if let Some(dd) = death {
-                if ptr != "/vitalStatus/deathDate" && ptr != "/vitalStatus/lastContactDate" && d.is_definitely_after(dd) {
-                    self.err(C::DateOrder, ptr.clone(), "Date order violated: nothing may follow death.");
-                }
+            if after_death {
+                self.err(
+                    C::DateOrder,
+                    ptr,
+                    "Date order violated: nothing may follow death.",
+                );
             }
         }
-        for (i, p) in r.estimated_dates.iter().enumerate() {
-            if all.iter().any(|(q, _)| q == p) {
-                res.estimated.insert(p.clone());
-            } else {
-                self.err(C::Structure, format!("/estimatedDates/{i}"), "An estimated-date pointer does not point at a date of this record.");
+        if !r.estimated_dates.is_empty() {
+            let mut all = Vec::new();
+            visit_dates(r, &mut |ptr, _| all.push(ptr()));
+            for (i, p) in r.estimated_dates.iter().enumerate() {
+                if all.contains(p) {
+                    res.estimated.insert(p.clone());
+                } else {
+                    self.err(
+                        C::Structure,
+                        format!("/estimatedDates/{i}"),
+                        "An estimated-date pointer does not point at a date of this record.",
+                    );
+                }
             }
         }
     }
 }
 
-/// Every date of the record with its JSON pointer.
-pub fn collect_dates<'r>(r: &'r Record, out: &mut Vec<(String, &'r RecordDate)>) {
-    out.push(("/patient/birthDate".into(), &r.patient.birth_date));
+/// Calls `f` with every date of the record and a closure that builds its JSON pointer.
+pub fn visit_dates<'r>(r: &'r Record, visit: &mut dyn FnMut(&dyn Fn() -> String, &'r RecordDate)) {
+    visit(
+        &|| String::from("/patient/birthDate"),
+        &r.patient.birth_date,
+    );
     if let Some(d) = &r.consent.date {
-        out.push(("/consent/date".into(), d));
+        visit(&|| String::from("/consent/date"), d);
     }
     for (i, d) in r.diagnoses.iter().enumerate() {
         if let Some(o) = &d.onset_date {
-            out.push((format!("/diagnoses/{i}/onsetDate"), o));
+            visit(&|| format!("/diagnoses/{i}/onsetDate"), o);
         }
-        out.push((format!("/diagnoses/{i}/diagnosisDate"), &d.diagnosis_date));
+        visit(
+            &|| format!("/diagnoses/{i}/diagnosisDate"),
+            &d.diagnosis_date,
+        );
         if let Some(rv) = &d.revision {
-            out.push((format!("/diagnoses/{i}/revision/date"), &rv.date));
+            visit(&|| format!("/diagnoses/{i}/revision/date"), &rv.date);
         }
     }
     for (i, t) in r.prior_therapies.iter().enumerate() {
         if let Some(d) = &t.start_date {
-            out.push((format!("/priorTherapies/{i}/startDate"), d));
+            visit(&|| format!("/priorTherapies/{i}/startDate"), d);
         }
         if let Some(d) = &t.stop_date {
-            out.push((format!("/priorTherapies/{i}/stopDate"), d));
+            visit(&|| format!("/priorTherapies/{i}/stopDate"), d);
         }
     }
     if let Some(b) = &r.baseline {
-        out.push(("/baseline/date".into(), &b.date));
+        visit(&|| String::from("/baseline/date"), &b.date);
     }
     for (i, t) in r.transplants.iter().enumerate() {
         let p = format!("/transplants/{i}");
         if let Some(m) = &t.mobilisation {
-            out.push((format!("{p}/mobilisation/startDate"), &m.start_date));
+            visit(&|| format!("{p}/mobilisation/startDate"), &m.start_date);
             for (j, d) in m.drugs.iter().enumerate() {
-                out.push((format!("{p}/mobilisation/drugs/{j}/startDate"), &d.start_date));
+                visit(
+                    &|| format!("{p}/mobilisation/drugs/{j}/startDate"),
+                    &d.start_date,
+                );
                 if let Some(e) = &d.end_date {
-                    out.push((format!("{p}/mobilisation/drugs/{j}/endDate"), e));
+                    visit(&|| format!("{p}/mobilisation/drugs/{j}/endDate"), e);
                 }
             }
             for (j, a) in m.aphereses.iter().enumerate() {
-                out.push((format!("{p}/mobilisation/aphereses/{j}/date"), &a.date));
+                visit(&|| format!("{p}/mobilisation/aphereses/{j}/date"), &a.date);
             }
         }
         if let Some(c) = &t.conditioning {
-            out.push((format!("{p}/conditioning/startDate"), &c.start_date));
+            visit(&|| format!("{p}/conditioning/startDate"), &c.start_date);
             if let Some(e) = &c.end_date {
-                out.push((format!("{p}/conditioning/endDate"), e));
+                visit(&|| format!("{p}/conditioning/endDate"), e);
             }
             for (j, d) in c.drugs.iter().enumerate() {
-                out.push((format!("{p}/conditioning/drugs/{j}/startDate"), &d.start_date));
+                visit(
+                    &|| format!("{p}/conditioning/drugs/{j}/startDate"),
+                    &d.start_date,
+                );
                 if let Some(e) = &d.end_date {
-                    out.push((format!("{p}/conditioning/drugs/{j}/endDate"), e));
+                    visit(&|| format!("{p}/conditioning/drugs/{j}/endDate"), e);
                 }
             }
             if let Some(tbi) = &c.tbi {
-                out.push((format!("{p}/conditioning/tbi/startDate"), &tbi.start_date));
+                visit(
+                    &|| format!("{p}/conditioning/tbi/startDate"),
+                    &tbi.start_date,
+                );
                 if let Some(e) = &tbi.end_date {
-                    out.push((format!("{p}/conditioning/tbi/endDate"), e));
+                    visit(&|| format!("{p}/conditioning/tbi/endDate"), e);
                 }
             }
         }
-        out.push((format!("{p}/infusionDate"), &t.infusion_date));
+        visit(&|| format!("{p}/infusionDate"), &t.infusion_date);
         if let Some(e) = &t.infusion_end_date {
-            out.push((format!("{p}/infusionEndDate"), e));
+            visit(&|| format!("{p}/infusionEndDate"), e);
         }
         for (j, s) in t.supplemental_infusions.iter().enumerate() {
-            out.push((format!("{p}/supplementalInfusions/{j}/date"), &s.date));
+            visit(&|| format!("{p}/supplementalInfusions/{j}/date"), &s.date);
         }
         if let Some(e) = &t.engraftment {
             if let Some(d) = &e.neutrophil.date {
-                out.push((format!("{p}/engraftment/neutrophil/date"), d));
+                visit(&|| format!("{p}/engraftment/neutrophil/date"), d);
             }
             if let Some(d) = &e.platelet.date {
-                out.push((format!("{p}/engraftment/platelet/date"), d));
+                visit(&|| format!("{p}/engraftment/platelet/date"), d);
             }
         }
         for (j, c) in t.complications.iter().enumerate() {
-            out.push((format!("{p}/complications/{j}/onsetDate"), &c.onset_date));
+            visit(
+                &|| format!("{p}/complications/{j}/onsetDate"),
+                &c.onset_date,
+            );
             if let Some(d) = &c.resolved_date {
-                out.push((format!("{p}/complications/{j}/resolvedDate"), d));
+                visit(&|| format!("{p}/complications/{j}/resolvedDate"), d);
             }
         }
     }
     for (i, f) in r.follow_ups.iter().enumerate() {
-        out.push((format!("/followUps/{i}/date"), &f.date));
+        visit(&|| format!("/followUps/{i}/date"), &f.date);
         for (j, s) in f.scores.iter().enumerate() {
             if let Some(d) = &s.date {
-                out.push((format!("/followUps/{i}/scores/{j}/date"), d));
+                visit(&|| format!("/followUps/{i}/scores/{j}/date"), d);
             }
         }
         for (j, e) in f.events.iter().enumerate() {
-            out.push((format!("/followUps/{i}/events/{j}/date"), &e.date));
+            visit(&|| format!("/followUps/{i}/events/{j}/date"), &e.date);
         }
         for (j, t) in f.therapy_restarts.iter().enumerate() {
-            out.push((format!("/followUps/{i}/therapyRestarts/{j}/startDate"), &t.start_date));
+            visit(
+                &|| format!("/followUps/{i}/therapyRestarts/{j}/startDate"),
+                &t.start_date,
+            );
         }
     }
-    out.push(("/vitalStatus/lastContactDate".into(), &r.vital_status.last_contact_date));
+    visit(
+        &|| String::from("/vitalStatus/lastContactDate"),
+        &r.vital_status.last_contact_date,
+    );
     if let Some(d) = &r.vital_status.death_date {
-        out.push(("/vitalStatus/deathDate".into(), d));
+        visit(&|| String::from("/vitalStatus/deathDate"), d);
     }
 }
 
 /// The top-level diseases of the record (`rheumatoid-arthritis`, `crohns-disease`...).
 fn disease_context(diagnoses: &[Diagnosis], term: &Terminology) -> Vec<&'static str> {
-    const ROOTS: &[&str] = &["rheumatoid-arthritis", "crohns-disease", "multiple-sclerosis", "nmosd", "systemic-sclerosis", "sle"];
+    const ROOTS: &[&str] = &[
+        "rheumatoid-arthritis",
+        "crohns-disease",
+        "multiple-sclerosis",
+        "nmosd",
+        "systemic-sclerosis",
+        "sle",
+    ];
     ROOTS
         .iter()
         .copied()
-        .filter(|root| diagnoses.iter().any(|d| term.is_a("engraft-disease", &d.disease, root)))
+        .filter(|root| {
+            diagnoses
+                .iter()
+                .any(|d| term.is_a("engraft-disease", &d.disease, root))
+        })
         .collect()
 }
 
@@ -945,7 +1460,12 @@ fn icd10_shape(code: &str, max_ext: usize) -> bool {
         && b[0].is_ascii_uppercase()
         && b[1].is_ascii_digit()
         && b[2].is_ascii_alphanumeric()
-        && ext.is_none_or(|e| !e.is_empty() && e.len() <= max_ext && e.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()))
+        && ext.is_none_or(|e| {
+            !e.is_empty()
+                && e.len() <= max_ext
+                && e.bytes()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        })
 }
 
 #[cfg(test)]

@@ -156,7 +156,11 @@ impl Issue {
             message: message.into(),
         }
     }
-    pub fn warning(code: IssueCode, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        code: IssueCode,
+        pointer: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Issue {
             severity: Severity::Warning,
             ..Issue::error(code, pointer, message)

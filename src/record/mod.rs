@@ -10,6 +10,7 @@ pub mod units;
 
 use std::sync::OnceLock;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 pub use check::{check, Checked, ReportEntry, ReportStatus};
@@ -19,9 +20,13 @@ pub use model::Record;
 
 /// The JSON Schema of the canonical record format (`engraft schema record`).
 pub fn record_schema() -> Value {
-    let mut schema = serde_json::to_value(schemars::schema_for!(Record)).expect("schema serialises");
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(Record)).expect("schema serialises");
     if let Some(obj) = schema.as_object_mut() {
-        obj.insert("$id".into(), Value::from(format!("{}/schema/record.json", crate::terminology::BASE)));
+        obj.insert(
+            "$id".into(),
+            Value::from(format!("{}/schema/record.json", crate::terminology::BASE)),
+        );
         obj.insert("title".into(), Value::from("Engraft registry record"));
     }
     schema
@@ -60,37 +65,56 @@ fn unwrap_optional(v: &mut Value) {
 /// Reads one record from a JSON value. On failure every structural problem is reported, each
 /// with its JSON pointer, without the offending values.
 pub fn record_from_value(v: Value) -> Result<Record, Vec<Issue>> {
-    // Fast path: a well-formed record deserialises directly.
-    match serde_json::from_value::<Record>(v.clone()) {
+    match Record::deserialize(&v) {
         Ok(r) => Ok(r),
-        Err(first) => {
-            let mut issues: Vec<Issue> = schema_validator()
-                .iter_errors(&v)
-                .map(|e| schema_issue(e.instance_path().as_str(), e.kind()))
-                .collect();
-            if issues.is_empty() {
-                // The schema cannot see everything (impossible calendar dates, for one).
-                let code = if first.to_string().contains("date") || first.to_string().contains("month") {
-                    IssueCode::DateFormat
-                } else {
-                    IssueCode::Structure
-                };
-                issues.push(Issue::error(code, "", format!("The record could not be read: {}.", scrub(&first.to_string()))));
-            }
-            issues.sort_by(|a, b| a.location.pointer.cmp(&b.location.pointer));
-            issues.dedup();
-            Err(issues)
-        }
+        Err(first) => Err(structure_issues(&v, &first)),
     }
 }
 
-/// Reads JSON text holding one record or an array of records.
+/// Every structural problem of a record that failed to deserialise.
+fn structure_issues(v: &Value, first: &serde_json::Error) -> Vec<Issue> {
+    let mut issues: Vec<Issue> = schema_validator()
+        .iter_errors(v)
+        .map(|e| schema_issue(e.instance_path().as_str(), e.kind()))
+        .collect();
+    if issues.is_empty() {
+        // The schema cannot see everything (impossible calendar dates, for one).
+        let text = first.to_string();
+        let code = if text.contains("date") || text.contains("month") {
+            IssueCode::DateFormat
+        } else {
+            IssueCode::Structure
+        };
+        issues.push(Issue::error(
+            code,
+            "",
+            format!("The record could not be read: {}.", scrub(&text)),
+        ));
+    }
+    issues.sort_by(|a, b| a.location.pointer.cmp(&b.location.pointer));
+    issues.dedup();
+    issues
+}
+
+/// Reads JSON text holding one record or an array of records. A well-formed record is
+/// deserialised straight from the text; the generic JSON tree is built only to explain
+/// problems.
 pub fn records_from_json(text: &[u8]) -> Result<Vec<Result<Record, Vec<Issue>>>, Issue> {
+    let first_byte = text.iter().find(|b| !b.is_ascii_whitespace());
+    if first_byte != Some(&b'[') {
+        if let Ok(r) = serde_json::from_slice::<Record>(text) {
+            return Ok(vec![Ok(r)]);
+        }
+    }
     let v: Value = serde_json::from_slice(text).map_err(|e| {
         Issue::error(
             IssueCode::JsonSyntax,
             "",
-            format!("The input is not well-formed JSON (line {}, column {}).", e.line(), e.column()),
+            format!(
+                "The input is not well-formed JSON (line {}, column {}).",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     Ok(match v {
@@ -116,16 +140,33 @@ fn schema_issue(path: &str, kind: &jsonschema::error::ValidationErrorKind) -> Is
         ),
         K::Required { property } => (
             IssueCode::MissingMandatory,
-            format!("The mandatory field {} is missing.", property.to_string().trim_matches('"')),
+            format!(
+                "The mandatory field {} is missing.",
+                property.to_string().trim_matches('"')
+            ),
         ),
-        K::Type { kind } => (IssueCode::Structure, format!("The value has the wrong JSON type (expected {kind:?}).").replace("Single(", "").replace(')', "")),
+        K::Type { kind } => (
+            IssueCode::Structure,
+            format!("The value has the wrong JSON type (expected {kind:?}).")
+                .replace("Single(", "")
+                .replace(')', ""),
+        ),
         K::Enum { options } => (
             IssueCode::UnknownCode,
             format!("The value is not one of {}.", options),
         ),
-        K::Pattern { .. } => (IssueCode::DateFormat, "The value is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD.".into()),
-        K::Minimum { .. } | K::Maximum { .. } => (IssueCode::ScaleRange, "The number is out of range for this field.".into()),
-        _ => (IssueCode::Structure, "The value does not match the record schema.".into()),
+        K::Pattern { .. } => (
+            IssueCode::DateFormat,
+            "The value is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD.".into(),
+        ),
+        K::Minimum { .. } | K::Maximum { .. } => (
+            IssueCode::ScaleRange,
+            "The number is out of range for this field.".into(),
+        ),
+        _ => (
+            IssueCode::Structure,
+            "The value does not match the record schema.".into(),
+        ),
     };
     Issue::error(code, path.to_string(), msg)
 }
@@ -154,7 +195,10 @@ mod tests {
 
     #[test]
     fn impossible_calendar_dates_are_a_date_format_problem() {
-        let mut v: Value = serde_json::from_str(include_str!("../../fixtures/records/ms-rrms-auto-beam-atg.json")).unwrap();
+        let mut v: Value = serde_json::from_str(include_str!(
+            "../../fixtures/records/ms-rrms-auto-beam-atg.json"
+        ))
+        .unwrap();
         v["patient"]["birthDate"] = Value::from("1985-02-30");
         let issues = record_from_value(v).unwrap_err();
         assert_eq!(issues[0].code, IssueCode::DateFormat);

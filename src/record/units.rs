@@ -340,8 +340,14 @@ mod tests {
 
     #[test]
     fn pounds_and_inches_become_kilograms_and_centimetres() {
-        assert_eq!(normalise(Quantity::Weight, 154.0, "lb").unwrap().value, 69.8532);
-        assert_eq!(normalise(Quantity::Height, 70.0, "in").unwrap().value, 177.8);
+        assert_eq!(
+            normalise(Quantity::Weight, 154.0, "lb").unwrap().value,
+            69.8532
+        );
+        assert_eq!(
+            normalise(Quantity::Height, 70.0, "in").unwrap().value,
+            177.8
+        );
     }
 
     #[test]

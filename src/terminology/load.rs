@@ -47,13 +47,19 @@ impl Terminology {
                     if let Some(list) = v["concept"].as_array() {
                         read_concepts(list, None, &mut concepts);
                     }
+                    if let Some(id) = url.strip_prefix(&format!("{}/CodeSystem/", super::BASE)) {
+                        t.ids.insert(id.to_string(), url.clone());
+                    }
                     t.code_systems
                         .insert(url.clone(), CodeSystem { url, concepts });
                 }
                 Some("ValueSet") => pending_vs.push((url()?, v)),
                 Some("ConceptMap") => {
+                    // Engraft's maps are looked up by id on the hot path.
                     let url = url()?;
-                    t.concept_maps.insert(url, read_concept_map(&v));
+                    let prefix = format!("{}/ConceptMap/", super::BASE);
+                    let key = url.strip_prefix(&prefix).map(str::to_string).unwrap_or(url);
+                    t.concept_maps.insert(key, read_concept_map(&v));
                 }
                 _ => {}
             }
@@ -80,8 +86,10 @@ impl Terminology {
                     }
                 }
             }
-            t.value_sets
-                .insert(url.clone(), ValueSet { url, codes });
+            if let Some(id) = url.strip_prefix(&format!("{}/ValueSet/", super::BASE)) {
+                t.vs_ids.insert(id.to_string(), url.clone());
+            }
+            t.value_sets.insert(url.clone(), ValueSet { url, codes });
         }
         Ok(t)
     }
@@ -141,16 +149,25 @@ fn read_concept_map(v: &Value) -> ConceptMap {
                 let Some(code) = tg["code"].as_str() else {
                     continue;
                 };
-                let depends_on = tg["dependsOn"].as_array().and_then(|d| d.first()).and_then(
-                    |d| Some((d["property"].as_str()?.to_string(), d["value"].as_str()?.to_string())),
-                );
-                by_source.entry(source.to_string()).or_default().push(Target {
-                    system: system.to_string(),
-                    version: version.clone(),
-                    code: code.to_string(),
-                    display: tg["display"].as_str().map(str::to_string),
-                    depends_on,
-                });
+                let depends_on = tg["dependsOn"]
+                    .as_array()
+                    .and_then(|d| d.first())
+                    .and_then(|d| {
+                        Some((
+                            d["property"].as_str()?.to_string(),
+                            d["value"].as_str()?.to_string(),
+                        ))
+                    });
+                by_source
+                    .entry(source.to_string())
+                    .or_default()
+                    .push(Target {
+                        system: system.to_string(),
+                        version: version.clone(),
+                        code: code.to_string(),
+                        display: tg["display"].as_str().map(str::to_string),
+                        depends_on,
+                    });
             }
         }
     }

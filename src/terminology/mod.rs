@@ -101,6 +101,10 @@ pub struct Terminology {
     code_systems: HashMap<String, CodeSystem>,
     value_sets: HashMap<String, ValueSet>,
     concept_maps: HashMap<String, ConceptMap>,
+    /// Ids of Engraft's own resources (`engraft-disease`) to their canonical URLs, so hot
+    /// lookups by id allocate nothing.
+    ids: HashMap<String, String>,
+    vs_ids: HashMap<String, String>,
 }
 
 impl Terminology {
@@ -117,9 +121,19 @@ impl Terminology {
         self.code_systems.get(url)
     }
 
+    /// The canonical URL of Engraft's CodeSystem, ValueSet or ConceptMap `id` (CodeSystem
+    /// first).
+    pub fn url_of(&self, id: &str) -> Option<&str> {
+        self.ids.get(id).map(String::as_str)
+    }
+
+    fn local_system(&self, id: &str) -> Option<&CodeSystem> {
+        self.code_systems.get(self.ids.get(id)?)
+    }
+
     /// The concept `code` of Engraft CodeSystem `id`.
     pub fn concept(&self, id: &str, code: &str) -> Option<&Concept> {
-        self.code_systems.get(&cs(id))?.concepts.get(code)
+        self.local_system(id)?.concepts.get(code)
     }
 
     /// Whether `code` is in Engraft CodeSystem `id`.
@@ -138,7 +152,7 @@ impl Terminology {
 
     /// Whether `code` equals `ancestor` or descends from it in CodeSystem `id`.
     pub fn is_a(&self, id: &str, code: &str, ancestor: &str) -> bool {
-        let Some(system) = self.code_systems.get(&cs(id)) else {
+        let Some(system) = self.local_system(id) else {
             return false;
         };
         let mut cur = Some(code);
@@ -155,37 +169,41 @@ impl Terminology {
         self.value_sets.get(url)
     }
 
+    /// Whether Engraft ValueSet `id` contains `code` (in any of its systems).
+    pub fn in_value_set(&self, id: &str, code: &str) -> bool {
+        self.vs_ids
+            .get(id)
+            .and_then(|url| self.value_sets.get(url))
+            .is_some_and(|vs| vs.codes.iter().any(|(_, c)| c == code))
+    }
+
     /// Translates `source` through Engraft ConceptMap `id`. Targets with a `dependsOn` are kept
     /// only when `context` has that property with that value.
     pub fn translate<'a>(
         &'a self,
         id: &str,
         source: &str,
-        context: &[(&str, &str)],
+        context: &'a [(&'a str, &'a str)],
     ) -> impl Iterator<Item = &'a Target> + 'a {
-        let ctx: Vec<(String, String)> = context
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         self.concept_maps
-            .get(&format!("{BASE}/ConceptMap/{id}"))
+            .get(id)
             .and_then(|m| m.by_source.get(source))
             .into_iter()
             .flatten()
             .filter(move |t| match &t.depends_on {
                 None => true,
-                Some((p, v)) => ctx.iter().any(|(cp, cv)| cp == p && cv == v),
+                Some((p, v)) => context.iter().any(|(cp, cv)| cp == p && cv == v),
             })
     }
 
     /// The first translation into `system`.
-    pub fn translate_to(
-        &self,
+    pub fn translate_to<'a>(
+        &'a self,
         id: &str,
         source: &str,
         system: &str,
-        context: &[(&str, &str)],
-    ) -> Option<&Target> {
+        context: &'a [(&'a str, &'a str)],
+    ) -> Option<&'a Target> {
         self.translate(id, source, context)
             .find(|t| t.system == system)
     }
@@ -217,23 +235,51 @@ mod tests {
         let cm = t
             .translate_to("engraft-disease-to-standard", "rrms", ICD10CM, &[])
             .unwrap();
-        assert_eq!((cm.code.as_str(), cm.version.as_deref()), ("G35.A", Some("2026")));
+        assert_eq!(
+            (cm.code.as_str(), cm.version.as_deref()),
+            ("G35.A", Some("2026"))
+        );
     }
 
     #[test]
     fn depends_on_selects_the_disease_specific_cdai() {
         let t = Terminology::bundled();
         let ra: Vec<_> = t
-            .translate("engraft-scale-to-code", "cdai", &[("disease", "rheumatoid-arthritis")])
+            .translate(
+                "engraft-scale-to-code",
+                "cdai",
+                &[("disease", "rheumatoid-arthritis")],
+            )
             .map(|t| t.code.as_str())
             .collect();
         assert_eq!(ra, ["75847-4"]);
         let crohn: Vec<_> = t
-            .translate("engraft-scale-to-code", "cdai", &[("disease", "crohns-disease")])
+            .translate(
+                "engraft-scale-to-code",
+                "cdai",
+                &[("disease", "crohns-disease")],
+            )
             .map(|t| t.code.as_str())
             .collect();
         assert_eq!(crohn, ["crohn-cdai"]);
         assert_eq!(t.translate("engraft-scale-to-code", "cdai", &[]).count(), 0);
+    }
+
+    #[test]
+    fn every_scale_and_lab_test_has_an_observation_code() {
+        let t = Terminology::bundled();
+        for (cs_id, map) in [
+            ("engraft-lab", "engraft-lab-to-code"),
+            ("engraft-scale", "engraft-scale-to-code"),
+        ] {
+            for code in t.local_system(cs_id).unwrap().concepts.keys() {
+                let ctx = [("disease", "rheumatoid-arthritis")];
+                assert!(
+                    t.translate(map, code, &ctx).next().is_some(),
+                    "{cs_id} {code} has no code in {map}"
+                );
+            }
+        }
     }
 
     #[test]

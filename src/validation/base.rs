@@ -39,9 +39,18 @@ pub struct Definitions {
     codes_only: HashMap<String, HashSet<String>>,
 }
 
+/// (min, max, types, binding, contentReference) as `tools/r4defs.py` writes them.
+type RawElement = (
+    u32,
+    String,
+    Vec<String>,
+    Option<(String, String)>,
+    Option<String>,
+);
+
 #[derive(Deserialize)]
 struct Raw {
-    elements: HashMap<String, (u32, String, Vec<String>, Option<(String, String)>, Option<String>)>,
+    elements: HashMap<String, RawElement>,
     #[serde(rename = "valueSets")]
     value_sets: HashMap<String, Vec<(String, String)>>,
 }
@@ -59,7 +68,10 @@ impl Definitions {
         let mut children: HashMap<String, Vec<String>> = HashMap::new();
         for (path, (min, max, types, binding, content_reference)) in raw.elements {
             if let Some((parent, _)) = path.rsplit_once('.') {
-                children.entry(parent.to_string()).or_default().push(path.clone());
+                children
+                    .entry(parent.to_string())
+                    .or_default()
+                    .push(path.clone());
             }
             elements.insert(
                 path.clone(),
@@ -69,7 +81,8 @@ impl Definitions {
                     max: max.parse().ok(),
                     types,
                     binding,
-                    content_reference: content_reference.map(|c| c.trim_start_matches('#').to_string()),
+                    content_reference: content_reference
+                        .map(|c| c.trim_start_matches('#').to_string()),
                 },
             );
         }
@@ -83,7 +96,12 @@ impl Definitions {
             .into_iter()
             .map(|(k, v)| (k, v.into_iter().collect()))
             .collect();
-        Ok(Definitions { elements, children, value_sets, codes_only })
+        Ok(Definitions {
+            elements,
+            children,
+            value_sets,
+            codes_only,
+        })
     }
 
     pub fn element(&self, path: &str) -> Option<&ElementDef> {
@@ -112,7 +130,8 @@ enum Json {
 fn json_kind(t: &str) -> Json {
     match t {
         "boolean" | "System.Boolean" => Json::Bool,
-        "integer" | "positiveInt" | "unsignedInt" | "decimal" | "System.Integer" | "System.Decimal" => Json::Number,
+        "integer" | "positiveInt" | "unsignedInt" | "decimal" | "System.Integer"
+        | "System.Decimal" => Json::Number,
         _ => Json::String,
     }
 }
@@ -128,7 +147,10 @@ fn capitalise(t: &str) -> String {
 /// Validates one resource (any type, Bundles included) against base R4; `root` is the FHIRPath
 /// prefix of its location (`Bundle.entry[3].resource` or the resource type).
 pub fn validate_resource(defs: &Definitions, resource: &Value, root: &str) -> Vec<OutcomeIssue> {
-    let mut v = Walker { defs, issues: Vec::new() };
+    let mut v = Walker {
+        defs,
+        issues: Vec::new(),
+    };
     v.resource(resource, root);
     v.issues
 }
@@ -152,15 +174,32 @@ impl Walker<'_> {
 
     fn resource(&mut self, v: &Value, expr: &str) {
         let Some(obj) = v.as_object() else {
-            self.issue("structure", "structure", expr, "A resource must be a JSON object.".into());
+            self.issue(
+                "structure",
+                "structure",
+                expr,
+                "A resource must be a JSON object.".into(),
+            );
             return;
         };
         let Some(rt) = obj.get("resourceType").and_then(Value::as_str) else {
-            self.issue("required", "resourceType", expr, "The resource has no resourceType.".into());
+            self.issue(
+                "required",
+                "resourceType",
+                expr,
+                "The resource has no resourceType.".into(),
+            );
             return;
         };
-        if !self.defs.is_resource_or_type(rt) || rt.chars().next().is_some_and(|c| c.is_ascii_lowercase()) {
-            self.issue("structure", "resourceType", expr, "The resourceType is not an R4 resource type.".into());
+        if !self.defs.is_resource_or_type(rt)
+            || rt.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        {
+            self.issue(
+                "structure",
+                "resourceType",
+                expr,
+                "The resourceType is not an R4 resource type.".into(),
+            );
             return;
         }
         self.object(obj, rt, expr, true);
@@ -179,7 +218,12 @@ impl Walker<'_> {
                 None => (key.as_str(), false),
             };
             let Some((el, ty)) = self.resolve(children, def, name) else {
-                self.issue("structure", "unknown-element", &format!("{expr}.{key}"), format!("Unknown element '{key}' in {def}."));
+                self.issue(
+                    "structure",
+                    "unknown-element",
+                    &format!("{expr}.{key}"),
+                    format!("Unknown element '{key}' in {def}."),
+                );
                 continue;
             };
             seen.insert(el.path.clone());
@@ -190,28 +234,45 @@ impl Walker<'_> {
                     if let Some(o) = item.as_object() {
                         w.object(o, "Element", e, false);
                     } else if !item.is_null() {
-                        w.issue("structure", "structure", e, "A primitive's extension holder must be an object.".into());
+                        w.issue(
+                            "structure",
+                            "structure",
+                            e,
+                            "A primitive's extension holder must be an object.".into(),
+                        );
                     }
                 });
                 continue;
             }
             let ty = ty.to_string();
             let el = el.clone();
-            self.each(value, &el, &child_expr, |w, item, e| w.value(item, &el, &ty, e));
+            self.each(value, &el, &child_expr, |w, item, e| {
+                w.value(item, &el, &ty, e)
+            });
         }
         // Required children.
         for path in children {
-            let Some(el) = self.defs.element(path) else { continue };
+            let Some(el) = self.defs.element(path) else {
+                continue;
+            };
             if el.min == 0 || seen.contains(path) {
                 continue;
             }
             let name = el.name();
             let present = match name.strip_suffix("[x]") {
-                Some(base) => obj.keys().any(|k| k.trim_start_matches('_').starts_with(base) && k.trim_start_matches('_').len() > base.len()),
+                Some(base) => obj.keys().any(|k| {
+                    k.trim_start_matches('_').starts_with(base)
+                        && k.trim_start_matches('_').len() > base.len()
+                }),
                 None => obj.contains_key(name) || obj.contains_key(&format!("_{name}")),
             };
             if !present {
-                self.issue("required", "cardinality", &format!("{expr}.{}", name.trim_end_matches("[x]")), format!("{path} is required (min {}).", el.min));
+                self.issue(
+                    "required",
+                    "cardinality",
+                    &format!("{expr}.{}", name.trim_end_matches("[x]")),
+                    format!("{path} is required (min {}).", el.min),
+                );
             }
         }
     }
@@ -241,24 +302,50 @@ impl Walker<'_> {
     }
 
     /// Applies cardinality rules and calls `f` on each item.
-    fn each(&mut self, value: &Value, el: &ElementDef, expr: &str, mut f: impl FnMut(&mut Self, &Value, &str)) {
+    fn each(
+        &mut self,
+        value: &Value,
+        el: &ElementDef,
+        expr: &str,
+        mut f: impl FnMut(&mut Self, &Value, &str),
+    ) {
         let repeating = el.max != Some(1);
         match value {
             Value::Array(items) if repeating => {
                 if items.is_empty() {
-                    self.issue("structure", "structure", expr, "Arrays must not be empty.".into());
+                    self.issue(
+                        "structure",
+                        "structure",
+                        expr,
+                        "Arrays must not be empty.".into(),
+                    );
                 }
                 if let Some(max) = el.max {
                     if items.len() > max as usize {
-                        self.issue("structure", "cardinality", expr, format!("{} allows at most {max} items.", el.path));
+                        self.issue(
+                            "structure",
+                            "cardinality",
+                            expr,
+                            format!("{} allows at most {max} items.", el.path),
+                        );
                     }
                 }
                 for (i, item) in items.iter().enumerate() {
                     f(self, item, &format!("{expr}[{i}]"));
                 }
             }
-            Value::Array(_) => self.issue("structure", "cardinality", expr, format!("{} allows at most 1 value; an array was given.", el.path)),
-            _ if repeating => self.issue("structure", "structure", expr, format!("{} repeats and must be a JSON array.", el.path)),
+            Value::Array(_) => self.issue(
+                "structure",
+                "cardinality",
+                expr,
+                format!("{} allows at most 1 value; an array was given.", el.path),
+            ),
+            _ if repeating => self.issue(
+                "structure",
+                "structure",
+                expr,
+                format!("{} repeats and must be a JSON array.", el.path),
+            ),
             other => f(self, other, expr),
         }
     }
@@ -267,7 +354,12 @@ impl Walker<'_> {
         if let Some(r) = ty.strip_prefix('#') {
             match v.as_object() {
                 Some(o) => self.object(o, r, expr, false),
-                None => self.issue("structure", "structure", expr, format!("{} must be an object.", el.path)),
+                None => self.issue(
+                    "structure",
+                    "structure",
+                    expr,
+                    format!("{} must be an object.", el.path),
+                ),
             }
             return;
         }
@@ -278,14 +370,36 @@ impl Walker<'_> {
                 Json::String => v.as_str().is_some_and(|s| !s.trim().is_empty()),
             };
             if !ok {
-                self.issue("value", "primitive", expr, format!("{} must be a non-empty JSON {} ({ty}).", el.path, match json_kind(ty) { Json::Bool => "boolean", Json::Number => "number", Json::String => "string" }));
+                self.issue(
+                    "value",
+                    "primitive",
+                    expr,
+                    format!(
+                        "{} must be a non-empty JSON {} ({ty}).",
+                        el.path,
+                        match json_kind(ty) {
+                            Json::Bool => "boolean",
+                            Json::Number => "number",
+                            Json::String => "string",
+                        }
+                    ),
+                );
+                return;
+            }
+            if let Some(why) = super::primitive::check(ty, v) {
+                self.issue("value", "format", expr, format!("{}: {why}.", el.path));
                 return;
             }
             if let Some((strength, vs)) = &el.binding {
                 if strength == "required" && ty == "code" {
                     if let (Some(codes), Some(c)) = (self.defs.codes_only.get(vs), v.as_str()) {
                         if !codes.contains(c) {
-                            self.issue("code-invalid", "binding", expr, format!("The code is not in the required ValueSet {vs}."));
+                            self.issue(
+                                "code-invalid",
+                                "binding",
+                                expr,
+                                format!("The code is not in the required ValueSet {vs}."),
+                            );
                         }
                     }
                 }
@@ -293,14 +407,21 @@ impl Walker<'_> {
             return;
         }
         let Some(obj) = v.as_object() else {
-            self.issue("structure", "structure", expr, format!("{} must be a JSON object ({ty}).", el.path));
+            self.issue(
+                "structure",
+                "structure",
+                expr,
+                format!("{} must be a JSON object ({ty}).", el.path),
+            );
             return;
         };
         if ty == "Resource" {
             self.resource(v, expr);
             return;
         }
-        let def = if matches!(ty, "BackboneElement" | "Element") && !self.defs.children(&el.path).is_empty() {
+        let def = if matches!(ty, "BackboneElement" | "Element")
+            && !self.defs.children(&el.path).is_empty()
+        {
             el.path.clone()
         } else {
             ty.to_string()
@@ -314,18 +435,30 @@ impl Walker<'_> {
     }
 
     fn binding(&mut self, obj: &Map<String, Value>, ty: &str, vs: &str, expr: &str) {
-        let Some(set) = self.defs.value_sets.get(vs) else { return };
+        let Some(set) = self.defs.value_sets.get(vs) else {
+            return;
+        };
         let coding_ok = |c: &Value| {
-            let (Some(s), Some(k)) = (c["system"].as_str(), c["code"].as_str()) else { return false };
+            let (Some(s), Some(k)) = (c["system"].as_str(), c["code"].as_str()) else {
+                return false;
+            };
             set.contains(&(s.to_string(), k.to_string()))
         };
         let ok = match ty {
             "Coding" => coding_ok(&Value::Object(obj.clone())),
-            "CodeableConcept" => obj.get("coding").and_then(Value::as_array).is_some_and(|cs| cs.iter().any(coding_ok)),
+            "CodeableConcept" => obj
+                .get("coding")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(coding_ok)),
             _ => true,
         };
         if !ok {
-            self.issue("code-invalid", "binding", expr, format!("No coding is in the required ValueSet {vs}."));
+            self.issue(
+                "code-invalid",
+                "binding",
+                expr,
+                format!("No coding is in the required ValueSet {vs}."),
+            );
         }
     }
 }
@@ -336,7 +469,10 @@ mod tests {
     use serde_json::json;
 
     fn codes(issues: &[OutcomeIssue]) -> Vec<(String, String)> {
-        issues.iter().map(|i| (i.detail.clone(), i.expression.clone())).collect()
+        issues
+            .iter()
+            .map(|i| (i.detail.clone(), i.expression.clone()))
+            .collect()
     }
 
     #[test]
@@ -362,7 +498,15 @@ mod tests {
             ("unknown-element", "Observation.bogus"),
             ("unknown-element", "Observation.valueFoo"),
         ] {
-            let want = (if want.0 == "required" { "cardinality" } else { want.0 }.to_string(), want.1.to_string());
+            let want = (
+                if want.0 == "required" {
+                    "cardinality"
+                } else {
+                    want.0
+                }
+                .to_string(),
+                want.1.to_string(),
+            );
             assert!(got.contains(&want), "missing {want:?} in {got:?}");
         }
     }
@@ -373,6 +517,12 @@ mod tests {
             {"resource": {"resourceType": "Questionnaire", "status": "draft", "item": [{"linkId": "a", "type": "group", "item": [{"type": "string"}]}]}}
         ]});
         let got = codes(&validate_resource(Definitions::r4(), &b, "Bundle"));
-        assert_eq!(got, vec![("cardinality".to_string(), "Bundle.entry[0].resource.item[0].item[0].linkId".to_string())]);
+        assert_eq!(
+            got,
+            vec![(
+                "cardinality".to_string(),
+                "Bundle.entry[0].resource.item[0].item[0].linkId".to_string()
+            )]
+        );
     }
 }

@@ -30,7 +30,8 @@ pub fn files(sub: &str, ext: &str) -> Vec<PathBuf> {
 }
 
 pub fn read_json(p: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    serde_json::from_slice(&std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// The base fixture record as JSON, for tests that change one thing in it.
@@ -49,7 +50,10 @@ pub fn check(v: Value) -> Result<Vec<Issue>, Vec<Issue>> {
 
 /// The (code, pointer) pairs of issues.
 pub fn codes(issues: &[Issue]) -> Vec<(String, String)> {
-    let mut v: Vec<_> = issues.iter().map(|i| (i.code.as_str().to_string(), i.location.pointer.clone())).collect();
+    let mut v: Vec<_> = issues
+        .iter()
+        .map(|i| (i.code.as_str().to_string(), i.location.pointer.clone()))
+        .collect();
     v.sort();
     v
 }
@@ -66,19 +70,32 @@ pub fn bundle(v: Value) -> Value {
 pub fn with_profile<'a>(bundle: &'a Value, profile: &str) -> Vec<&'a Value> {
     entries(bundle)
         .into_iter()
-        .filter(|r| r["meta"]["profile"][0].as_str().is_some_and(|p| p.ends_with(&format!("/{profile}"))))
+        .filter(|r| {
+            r["meta"]["profile"][0]
+                .as_str()
+                .is_some_and(|p| p.ends_with(&format!("/{profile}")))
+        })
         .collect()
 }
 
 pub fn entries(bundle: &Value) -> Vec<&Value> {
-    bundle["entry"].as_array().unwrap().iter().map(|e| &e["resource"]).collect()
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect()
 }
 
 /// Resources whose `code` has the given code in any coding.
 pub fn with_code<'a>(bundle: &'a Value, code: &str) -> Vec<&'a Value> {
     entries(bundle)
         .into_iter()
-        .filter(|r| r["code"]["coding"].as_array().is_some_and(|cs| cs.iter().any(|c| c["code"] == code)))
+        .filter(|r| {
+            r["code"]["coding"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["code"] == code))
+        })
         .collect()
 }
 
@@ -86,5 +103,9 @@ pub fn with_code<'a>(bundle: &'a Value, code: &str) -> Vec<&'a Value> {
 pub fn json_diff(expected: &Value, actual: &Value) -> String {
     let a = serde_json::to_string_pretty(expected).unwrap();
     let b = serde_json::to_string_pretty(actual).unwrap();
-    similar::TextDiff::from_lines(&a, &b).unified_diff().context_radius(4).header("expected (golden)", "actual").to_string()
+    similar::TextDiff::from_lines(&a, &b)
+        .unified_diff()
+        .context_radius(4)
+        .header("expected (golden)", "actual")
+        .to_string()
 }

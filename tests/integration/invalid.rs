@@ -35,7 +35,13 @@ fn expected(v: &Value) -> Vec<(String, String, Option<String>)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["code"].as_str().unwrap().to_string(), i["pointer"].as_str().unwrap().to_string(), i["csv"].as_str().map(str::to_string)))
+        .map(|i| {
+            (
+                i["code"].as_str().unwrap().to_string(),
+                i["pointer"].as_str().unwrap().to_string(),
+                i["csv"].as_str().map(str::to_string),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -45,7 +51,15 @@ fn got(issues: &[OutcomeIssue], with_csv: bool) -> Vec<(String, String, Option<S
     let mut out: Vec<_> = issues
         .iter()
         .map(|i| {
-            let csv = if with_csv { i.location.as_ref().map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()).unwrap_or_default()) } else { None };
+            let csv = if with_csv {
+                i.location.as_ref().map(|l| {
+                    l.split_once(' ')
+                        .map(|(_, rest)| rest.to_string())
+                        .unwrap_or_default()
+                })
+            } else {
+                None
+            };
             (i.detail.clone(), pointer(i), csv)
         })
         .collect();
@@ -57,13 +71,20 @@ fn got(issues: &[OutcomeIssue], with_csv: bool) -> Vec<(String, String, Option<S
 fn every_invalid_json_record_yields_exactly_its_expected_issues() {
     let conv = Converter::default();
     let mut failures = Vec::new();
-    let cases: Vec<_> = files("invalid", "json").into_iter().filter(|p| !p.to_string_lossy().ends_with(".expected.json")).collect();
+    let cases: Vec<_> = files("invalid", "json")
+        .into_iter()
+        .filter(|p| !p.to_string_lossy().ends_with(".expected.json"))
+        .collect();
     assert!(cases.len() >= 20, "only {} invalid fixtures", cases.len());
     for path in cases {
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
-        let want = expected(&read_json(&path.with_file_name(format!("{stem}.expected.json"))));
+        let want = expected(&read_json(
+            &path.with_file_name(format!("{stem}.expected.json")),
+        ));
         match conv.convert_value(read_json(&path), NOW) {
-            Outcome::Converted(_) => failures.push(format!("{stem}: converted, but it must be rejected")),
+            Outcome::Converted(_) => {
+                failures.push(format!("{stem}: converted, but it must be rejected"))
+            }
             Outcome::Rejected(r) => {
                 let have = got(&r.issues, false);
                 if have != want {
@@ -74,7 +95,11 @@ fn every_invalid_json_record_yields_exactly_its_expected_issues() {
                     assert!(i.severity != "fatal", "{stem}: internal error {i:?}");
                     // No patient values in messages: no date or identifier of the record is echoed.
                     for needle in ["1986-04-12", "UPN-", "MRN-", "55501"] {
-                        assert!(!i.diagnostics.contains(needle) || !text.contains(needle), "{stem}: message echoes a patient value: {}", i.diagnostics);
+                        assert!(
+                            !i.diagnostics.contains(needle) || !text.contains(needle),
+                            "{stem}: message echoes a patient value: {}",
+                            i.diagnostics
+                        );
                     }
                 }
             }
@@ -88,7 +113,13 @@ fn csv_problems_name_their_line_and_column() {
     let path = fixtures("invalid").join("eu-csv-bad-cells.csv");
     let want = read_json(&fixtures("invalid").join("eu-csv-bad-cells.expected.json"));
     let scales = vec!["edss".to_string()];
-    let reader = record_csv::open("eu-csv-bad-cells.csv", BufReader::new(std::fs::File::open(&path).unwrap()), None, &scales).unwrap();
+    let reader = record_csv::open(
+        "eu-csv-bad-cells.csv",
+        BufReader::new(std::fs::File::open(&path).unwrap()),
+        None,
+        &scales,
+    )
+    .unwrap();
     let conv = Converter::default();
     let mut seen = 0;
     for (item, exp) in reader.zip(want["records"].as_array().unwrap()) {
@@ -103,7 +134,12 @@ fn csv_problems_name_their_line_and_column() {
                 issues.iter().map(OutcomeIssue::from).collect()
             }
         };
-        assert_eq!(got(&issues, true), expected(exp), "record {}", exp["recordId"]);
+        assert_eq!(
+            got(&issues, true),
+            expected(exp),
+            "record {}",
+            exp["recordId"]
+        );
     }
     assert_eq!(seen, 3);
 }
