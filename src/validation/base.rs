@@ -21,6 +21,8 @@ pub struct ElementDef {
     pub types: Vec<String>,
     pub binding: Option<(String, String)>,
     pub content_reference: Option<String>,
+    /// `#` + content reference, the type marker the walker follows.
+    content_ref_marked: String,
 }
 
 impl ElementDef {
@@ -81,6 +83,10 @@ impl Definitions {
                     max: max.parse().ok(),
                     types,
                     binding,
+                    content_ref_marked: content_reference
+                        .as_deref()
+                        .map(|c| format!("#{}", c.trim_start_matches('#')))
+                        .unwrap_or_default(),
                     content_reference: content_reference
                         .map(|c| c.trim_start_matches('#').to_string()),
                 },
@@ -136,48 +142,76 @@ fn json_kind(t: &str) -> Json {
     }
 }
 
-fn capitalise(t: &str) -> String {
-    let mut c = t.chars();
-    match c.next() {
-        Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-        None => String::new(),
-    }
-}
-
 /// Validates one resource (any type, Bundles included) against base R4; `root` is the FHIRPath
 /// prefix of its location (`Bundle.entry[3].resource` or the resource type).
 pub fn validate_resource(defs: &Definitions, resource: &Value, root: &str) -> Vec<OutcomeIssue> {
     let mut v = Walker {
         defs,
         issues: Vec::new(),
+        path: vec![Seg::Root(root.to_string())],
     };
-    v.resource(resource, root);
+    v.resource(resource);
     v.issues
 }
 
-struct Walker<'d> {
-    defs: &'d Definitions,
-    issues: Vec<OutcomeIssue>,
+/// One step of the FHIRPath of the node being validated. The path is kept as segments and
+/// written out only when an issue is reported, so valid input costs no string building.
+enum Seg<'v> {
+    Root(String),
+    Name(&'v str),
+    Index(usize),
 }
 
-impl Walker<'_> {
-    fn issue(&mut self, code: &'static str, detail: &str, expr: &str, msg: String) {
+struct Walker<'d, 'v> {
+    defs: &'d Definitions,
+    issues: Vec<OutcomeIssue>,
+    path: Vec<Seg<'v>>,
+}
+
+impl<'d, 'v> Walker<'d, 'v> {
+    fn expr(&self) -> String {
+        let mut out = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Root(r) => out.push_str(r),
+                Seg::Name(n) => {
+                    out.push('.');
+                    out.push_str(n);
+                }
+                Seg::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
+    fn issue(&mut self, code: &'static str, detail: &str, msg: String) {
+        let expression = self.expr();
         self.issues.push(OutcomeIssue {
             severity: "error",
             code,
             detail: detail.to_string(),
             diagnostics: msg,
-            expression: expr.to_string(),
+            expression,
             location: None,
         });
     }
 
-    fn resource(&mut self, v: &Value, expr: &str) {
+    /// Reports an issue at the child `name` of the current node.
+    fn issue_at(&mut self, name: &'v str, code: &'static str, detail: &str, msg: String) {
+        self.path.push(Seg::Name(name));
+        self.issue(code, detail, msg);
+        self.path.pop();
+    }
+
+    fn resource(&mut self, v: &'v Value) {
         let Some(obj) = v.as_object() else {
             self.issue(
                 "structure",
                 "structure",
-                expr,
                 "A resource must be a JSON object.".into(),
             );
             return;
@@ -186,7 +220,6 @@ impl Walker<'_> {
             self.issue(
                 "required",
                 "resourceType",
-                expr,
                 "The resource has no resourceType.".into(),
             );
             return;
@@ -197,18 +230,18 @@ impl Walker<'_> {
             self.issue(
                 "structure",
                 "resourceType",
-                expr,
                 "The resourceType is not an R4 resource type.".into(),
             );
             return;
         }
-        self.object(obj, rt, expr, true);
+        self.object(obj, rt, true);
     }
 
     /// Validates the members of `obj` against the children of definition path `def`.
-    fn object(&mut self, obj: &Map<String, Value>, def: &str, expr: &str, is_resource: bool) {
-        let children = self.defs.children(def);
-        let mut seen: HashSet<String> = HashSet::new();
+    fn object(&mut self, obj: &'v Map<String, Value>, def: &str, is_resource: bool) {
+        let defs = self.defs;
+        let children = defs.children(def);
+        let mut seen: Vec<&'d str> = Vec::with_capacity(obj.len());
         for (key, value) in obj {
             if is_resource && key == "resourceType" {
                 continue;
@@ -217,45 +250,43 @@ impl Walker<'_> {
                 Some(n) => (n, true),
                 None => (key.as_str(), false),
             };
-            let Some((el, ty)) = self.resolve(children, def, name) else {
-                self.issue(
+            let Some((el, ty)) = resolve(defs, children, def, name) else {
+                self.issue_at(
+                    key,
                     "structure",
                     "unknown-element",
-                    &format!("{expr}.{key}"),
                     format!("Unknown element '{key}' in {def}."),
                 );
                 continue;
             };
-            seen.insert(el.path.clone());
-            let child_expr = format!("{expr}.{name}");
+            seen.push(el.path.as_str());
+            self.path.push(Seg::Name(name));
             if is_ext {
                 // Primitive extensions: id and extension only.
-                self.each(value, &el, &child_expr, |w, item, e| {
+                self.each(value, el, |w, item| {
                     if let Some(o) = item.as_object() {
-                        w.object(o, "Element", e, false);
+                        w.object(o, "Element", false);
                     } else if !item.is_null() {
                         w.issue(
                             "structure",
                             "structure",
-                            e,
                             "A primitive's extension holder must be an object.".into(),
                         );
                     }
                 });
-                continue;
+            } else {
+                // Resource.id is typed System.String in the definitions; its format is `id`.
+                let ty: &str = if is_resource && key == "id" { "id" } else { ty };
+                self.each(value, el, |w, item| w.value(item, el, ty));
             }
-            let ty = ty.to_string();
-            let el = el.clone();
-            self.each(value, &el, &child_expr, |w, item, e| {
-                w.value(item, &el, &ty, e)
-            });
+            self.path.pop();
         }
         // Required children.
         for path in children {
-            let Some(el) = self.defs.element(path) else {
+            let Some(el) = defs.element(path) else {
                 continue;
             };
-            if el.min == 0 || seen.contains(path) {
+            if el.min == 0 || seen.contains(&path.as_str()) {
                 continue;
             }
             let name = el.name();
@@ -267,127 +298,89 @@ impl Walker<'_> {
                 None => obj.contains_key(name) || obj.contains_key(&format!("_{name}")),
             };
             if !present {
+                let short = name.trim_end_matches("[x]").to_string();
+                self.path.push(Seg::Root(format!(".{short}")));
                 self.issue(
                     "required",
                     "cardinality",
-                    &format!("{expr}.{}", name.trim_end_matches("[x]")),
                     format!("{path} is required (min {}).", el.min),
                 );
+                self.path.pop();
             }
         }
-    }
-
-    /// The element a JSON key names, and its type (choice elements pick the type from the key).
-    fn resolve(&self, children: &[String], def: &str, name: &str) -> Option<(ElementDef, String)> {
-        if let Some(el) = self.defs.element(&format!("{def}.{name}")) {
-            let ty = match (&el.content_reference, el.types.as_slice()) {
-                (Some(r), _) => format!("#{r}"),
-                (None, [one]) => one.clone(),
-                (None, []) => "Element".into(),
-                (None, many) => many[0].clone(),
-            };
-            return Some((el.clone(), ty));
-        }
-        for path in children {
-            let el = self.defs.element(path)?;
-            if let Some(base) = el.name().strip_suffix("[x]") {
-                if let Some(suffix) = name.strip_prefix(base) {
-                    if let Some(t) = el.types.iter().find(|t| capitalise(t) == suffix) {
-                        return Some((el.clone(), t.clone()));
-                    }
-                }
-            }
-        }
-        None
     }
 
     /// Applies cardinality rules and calls `f` on each item.
-    fn each(
-        &mut self,
-        value: &Value,
-        el: &ElementDef,
-        expr: &str,
-        mut f: impl FnMut(&mut Self, &Value, &str),
-    ) {
+    fn each(&mut self, value: &'v Value, el: &ElementDef, mut f: impl FnMut(&mut Self, &'v Value)) {
         let repeating = el.max != Some(1);
         match value {
             Value::Array(items) if repeating => {
                 if items.is_empty() {
-                    self.issue(
-                        "structure",
-                        "structure",
-                        expr,
-                        "Arrays must not be empty.".into(),
-                    );
+                    self.issue("structure", "structure", "Arrays must not be empty.".into());
                 }
                 if let Some(max) = el.max {
                     if items.len() > max as usize {
                         self.issue(
                             "structure",
                             "cardinality",
-                            expr,
                             format!("{} allows at most {max} items.", el.path),
                         );
                     }
                 }
                 for (i, item) in items.iter().enumerate() {
-                    f(self, item, &format!("{expr}[{i}]"));
+                    self.path.push(Seg::Index(i));
+                    f(self, item);
+                    self.path.pop();
                 }
             }
             Value::Array(_) => self.issue(
                 "structure",
                 "cardinality",
-                expr,
                 format!("{} allows at most 1 value; an array was given.", el.path),
             ),
             _ if repeating => self.issue(
                 "structure",
                 "structure",
-                expr,
                 format!("{} repeats and must be a JSON array.", el.path),
             ),
-            other => f(self, other, expr),
+            other => f(self, other),
         }
     }
 
-    fn value(&mut self, v: &Value, el: &ElementDef, ty: &str, expr: &str) {
+    fn value(&mut self, v: &'v Value, el: &ElementDef, ty: &str) {
         if let Some(r) = ty.strip_prefix('#') {
             match v.as_object() {
-                Some(o) => self.object(o, r, expr, false),
+                Some(o) => self.object(o, r, false),
                 None => self.issue(
                     "structure",
                     "structure",
-                    expr,
                     format!("{} must be an object.", el.path),
                 ),
             }
             return;
         }
         if is_primitive(ty) {
-            let ok = match json_kind(ty) {
+            let kind = json_kind(ty);
+            let ok = match kind {
                 Json::Bool => v.is_boolean(),
                 Json::Number => v.is_number(),
                 Json::String => v.as_str().is_some_and(|s| !s.trim().is_empty()),
             };
             if !ok {
+                let what = match kind {
+                    Json::Bool => "boolean",
+                    Json::Number => "number",
+                    Json::String => "string",
+                };
                 self.issue(
                     "value",
                     "primitive",
-                    expr,
-                    format!(
-                        "{} must be a non-empty JSON {} ({ty}).",
-                        el.path,
-                        match json_kind(ty) {
-                            Json::Bool => "boolean",
-                            Json::Number => "number",
-                            Json::String => "string",
-                        }
-                    ),
+                    format!("{} must be a non-empty JSON {what} ({ty}).", el.path),
                 );
                 return;
             }
             if let Some(why) = super::primitive::check(ty, v) {
-                self.issue("value", "format", expr, format!("{}: {why}.", el.path));
+                self.issue("value", "format", format!("{}: {why}.", el.path));
                 return;
             }
             if let Some((strength, vs)) = &el.binding {
@@ -397,7 +390,6 @@ impl Walker<'_> {
                             self.issue(
                                 "code-invalid",
                                 "binding",
-                                expr,
                                 format!("The code is not in the required ValueSet {vs}."),
                             );
                         }
@@ -410,31 +402,27 @@ impl Walker<'_> {
             self.issue(
                 "structure",
                 "structure",
-                expr,
                 format!("{} must be a JSON object ({ty}).", el.path),
             );
             return;
         };
         if ty == "Resource" {
-            self.resource(v, expr);
+            self.resource(v);
             return;
         }
-        let def = if matches!(ty, "BackboneElement" | "Element")
-            && !self.defs.children(&el.path).is_empty()
-        {
-            el.path.clone()
+        if matches!(ty, "BackboneElement" | "Element") && !self.defs.children(&el.path).is_empty() {
+            self.object(obj, &el.path, false);
         } else {
-            ty.to_string()
-        };
-        self.object(obj, &def, expr, false);
+            self.object(obj, ty, false);
+        }
         if let Some((strength, vs)) = &el.binding {
             if strength == "required" {
-                self.binding(obj, ty, vs, expr);
+                self.binding(obj, ty, vs);
             }
         }
     }
 
-    fn binding(&mut self, obj: &Map<String, Value>, ty: &str, vs: &str, expr: &str) {
+    fn binding(&mut self, obj: &Map<String, Value>, ty: &str, vs: &str) {
         let Some(set) = self.defs.value_sets.get(vs) else {
             return;
         };
@@ -456,11 +444,57 @@ impl Walker<'_> {
             self.issue(
                 "code-invalid",
                 "binding",
-                expr,
                 format!("No coding is in the required ValueSet {vs}."),
             );
         }
     }
+}
+
+/// The element a JSON key names, and its type (choice elements pick the type from the key).
+fn resolve<'d>(
+    defs: &'d Definitions,
+    children: &'d [String],
+    _def: &str,
+    name: &str,
+) -> Option<(&'d ElementDef, &'d str)> {
+    for path in children {
+        let Some(el) = defs.element(path) else {
+            continue;
+        };
+        let el_name = el.name();
+        if el_name == name {
+            let ty: &str = match (&el.content_reference, el.types.as_slice()) {
+                (Some(r), _) => r.as_str(),
+                (None, [one, ..]) => one.as_str(),
+                (None, []) => "Element",
+            };
+            // Content references are marked by the leading '#' kept in `content_ref_marked`.
+            return Some((
+                el,
+                if el.content_reference.is_some() {
+                    el.content_ref_marked.as_str()
+                } else {
+                    ty
+                },
+            ));
+        }
+        if let Some(base) = el_name.strip_suffix("[x]") {
+            if let Some(suffix) = name.strip_prefix(base) {
+                if let Some(t) = el.types.iter().find(|t| capitalised_eq(t, suffix)) {
+                    return Some((el, t.as_str()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `t` with its first letter upper-cased equals `s`.
+fn capitalised_eq(t: &str, s: &str) -> bool {
+    t.len() == s.len()
+        && !t.is_empty()
+        && t.as_bytes()[0].to_ascii_uppercase() == s.as_bytes()[0]
+        && t[1..] == s[1..]
 }
 
 #[cfg(test)]

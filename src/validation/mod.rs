@@ -50,6 +50,11 @@ impl Validator {
             .unwrap_or("Resource")
             .to_string();
         let mut issues = validate_resource(self.definitions, resource, &root);
+        let unknown: std::collections::HashSet<String> = issues
+            .iter()
+            .filter(|i| i.detail == "unknown-element")
+            .map(|i| i.expression.clone())
+            .collect();
         let index = if root == "Bundle" {
             bundle::index(resource)
         } else {
@@ -75,6 +80,11 @@ impl Validator {
                     );
                 }
             }
+        }
+        // An element base R4 does not know is reported once, not again by each profile rule
+        // that meets it.
+        if !unknown.is_empty() {
+            issues.retain(|i| i.detail == "unknown-element" || !unknown.contains(&i.expression));
         }
         issues
     }

@@ -5,3 +5,4 @@ mod edge_cases;
 mod golden;
 mod helpers;
 mod invalid;
+mod validation;

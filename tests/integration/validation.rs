@@ -1,0 +1,103 @@
+//! The validation engine on hand-made invalid resources (`fixtures/invalid/fhir/`): each yields
+//! exactly its expected issues (code and FHIRPath), and hostile input gives errors, never a
+//! panic.
+
+use engraft::validation::Validator;
+use serde_json::Value;
+
+use super::helpers::*;
+
+#[test]
+fn every_invalid_fhir_resource_yields_exactly_its_expected_issues() {
+    let expected = read_json(&fixtures("invalid/fhir").join("expected.json"));
+    let cases = expected.as_object().unwrap();
+    assert!(cases.len() >= 100, "only {} cases", cases.len());
+    let v = Validator::bundled();
+    let mut failures = Vec::new();
+    for (name, want) in cases {
+        let resource = read_json(&fixtures("invalid/fhir").join(format!("{name}.json")));
+        let mut got: Vec<(String, String)> = v
+            .validate(&resource, None)
+            .into_iter()
+            .map(|i| (i.detail, i.expression))
+            .collect();
+        got.sort();
+        let want: Vec<(String, String)> = want
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p[0].as_str().unwrap().to_string(),
+                    p[1].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if got != want {
+            failures.push(format!("{name}:\n  expected {want:?}\n  got      {got:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_profile_option_applies_a_profile_the_resource_does_not_declare() {
+    let mut obs = read_json(&fixtures("invalid/fhir").join("lab-without-value.json"));
+    obs["meta"] = Value::Null;
+    obs.as_object_mut().unwrap().remove("meta");
+    let v = Validator::bundled();
+    assert!(v.validate(&obs, None).is_empty(), "valid base R4");
+    let issues = v.validate(
+        &obs,
+        Some("https://engraft.dev/fhir/StructureDefinition/engraft-lab"),
+    );
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].expression, "Observation.value");
+}
+
+#[test]
+fn hostile_input_gives_errors_not_panics() {
+    let v = Validator::bundled();
+    // Truncated JSON is a parse error before validation.
+    assert!(
+        serde_json::from_str::<Value>(r#"{"resourceType": "Observation", "status": "fin"#).is_err()
+    );
+    // 10,000-deep nesting: the JSON parser refuses it (recursion limit), without a stack overflow.
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(serde_json::from_str::<Value>(&deep).is_err());
+    // Deep but parseable nesting inside a resource is reported as unknown structure.
+    let mut nested = Value::from("x");
+    for _ in 0..100 {
+        nested = serde_json::json!({ "a": nested });
+    }
+    let r = serde_json::json!({"resourceType": "Basic", "code": {"text": "x"}, "extension": [{"url": "urn:x", "valueString": "y", "a": nested}]});
+    let issues = v.validate(&r, None);
+    assert!(issues.iter().any(|i| i.detail == "unknown-element"));
+    // A 50 MB string is just a (too long) string.
+    let big = serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x".repeat(50 * 1024 * 1024)}});
+    let issues = v.validate(&big, None);
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].expression, "Observation.code.text");
+    assert!(
+        !issues[0].diagnostics.contains("xxx"),
+        "no values in messages"
+    );
+    // Numbers out of range.
+    let r = serde_json::json!({"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "valueInteger": 1e300});
+    assert_eq!(v.validate(&r, None)[0].detail, "format");
+    // Not an object, no resourceType, an unknown resource type.
+    for bad in [
+        serde_json::json!([1, 2]),
+        serde_json::json!({"status": "final"}),
+        serde_json::json!({"resourceType": "Spaceship"}),
+        serde_json::json!({"resourceType": "string"}),
+    ] {
+        assert!(!v.validate(&bad, None).is_empty());
+    }
+}

@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Writes fixtures/invalid/fhir/: hand-made invalid FHIR resources, each one valid resource of a
+golden bundle with one deliberate defect, and expected.json, the exact issues (validator code
+and FHIRPath) each must yield.
+
+    python3 tools/make_invalid_fhir.py
+"""
+import copy
+import json
+import os
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures")
+OUT = os.path.join(ROOT, "invalid", "fhir")
+B = json.load(open(os.path.join(ROOT, "bundles", "ms-rrms-auto-beam-atg.json")))
+ALLO = json.load(open(os.path.join(ROOT, "bundles", "ms-allo-unrelated-pb.json")))
+TBI = json.load(open(os.path.join(ROOT, "bundles", "ssc-limited-tbi-cy-atg.json")))
+BASE = "https://engraft.dev/fhir/StructureDefinition/"
+
+
+def res(profile, bundle=B, n=0):
+    found = [e["resource"] for e in bundle["entry"] if e["resource"]["meta"]["profile"][0] == BASE + profile]
+    return copy.deepcopy(found[n])
+
+
+cases = {}
+
+
+def case(name, resource, *expected):
+    assert name not in cases, name
+    cases[name] = (resource, [list(e) for e in expected])
+
+
+def mut(profile, fn, bundle=B, n=0):
+    r = res(profile, bundle, n)
+    fn(r)
+    return r
+
+
+def setp(path, value):
+    def f(r):
+        cur = r
+        for k in path[:-1]:
+            cur = cur[k]
+        cur[path[-1]] = value
+    return f
+
+
+def delp(path):
+    def f(r):
+        cur = r
+        for k in path[:-1]:
+            cur = cur[k]
+        del cur[path[-1]]
+    return f
+
+
+# 1. Unknown elements
+for prof, rt in [("engraft-patient", "Patient"), ("engraft-lab", "Observation"), ("engraft-hsct-procedure", "Procedure"), ("engraft-autoimmune-condition", "Condition"), ("engraft-medication-administration", "MedicationAdministration"), ("engraft-followup-encounter", "Encounter"), ("engraft-provenance", "Provenance"), ("engraft-consent", "Consent")]:
+    case(f"unknown-element-{rt.lower()}", mut(prof, setp(["colour"], "blue")), ("unknown-element", f"{rt}.colour"))
+case("unknown-element-nested", mut("engraft-lab", setp(["code", "coding", 0, "colour"], "x")), ("unknown-element", "Observation.code.coding[0].colour"))
+case("unknown-choice-type", mut("engraft-response", lambda r: r.update(valueColour="x")), ("unknown-element", "Observation.valueColour"))
+
+# 2. Base cardinality
+case("observation-without-status", mut("engraft-lab", delp(["status"])), ("cardinality", "Observation.status"))
+case("observation-without-code", mut("engraft-lab", delp(["code"])), ("cardinality", "Observation.code"))
+case("procedure-without-subject", mut("engraft-hsct-procedure", delp(["subject"])), ("cardinality", "Procedure.subject"))
+case("condition-without-subject", mut("engraft-autoimmune-condition", delp(["subject"])), ("cardinality", "Condition.subject"), ("profile-cardinality", "Condition.subject"))
+case("encounter-without-class", mut("engraft-followup-encounter", delp(["class"])), ("cardinality", "Encounter.class"))
+case("medadmin-without-effective", mut("engraft-medication-administration", delp(["effectivePeriod"]), n=1), ("cardinality", "MedicationAdministration.effective"))
+case("provenance-without-recorded", mut("engraft-provenance", delp(["recorded"])), ("cardinality", "Provenance.recorded"))
+case("subject-as-array", mut("engraft-lab", lambda r: r.update(subject=[r["subject"]])), ("cardinality", "Observation.subject"))
+case("gender-as-array", mut("engraft-patient", setp(["gender"], ["female"])), ("cardinality", "Patient.gender"))
+case("identifier-not-array", mut("engraft-lab", lambda r: r.update(identifier=r["identifier"][0])), ("structure", "Observation.identifier"))
+case("empty-array", mut("engraft-lab", setp(["category"], [])), ("structure", "Observation.category"), ("profile-cardinality", "Observation.category"))
+case("extension-without-url", mut("engraft-hsct-procedure", lambda r: r["extension"][0].pop("url")), ("cardinality", "Procedure.extension[0].url"), ("profile-slice", "Procedure.extension"))
+case("coding-as-string", mut("engraft-lab", setp(["code", "coding"], ["751-8"])), ("structure", "Observation.code.coding[0]"), ("profile-binding", "Observation.code"))
+
+# 3. Primitive formats
+case("birthdate-impossible", mut("engraft-patient", setp(["birthDate"], "2020-13-45")), ("format", "Patient.birthDate"))
+case("birthdate-feb-30", mut("engraft-patient", setp(["birthDate"], "1986-02-30")), ("format", "Patient.birthDate"))
+case("birthdate-two-digit-year", mut("engraft-patient", setp(["birthDate"], "86-04-12")), ("format", "Patient.birthDate"))
+case("datetime-time-without-zone", mut("engraft-lab", setp(["effectiveDateTime"], "2018-10-01T10:00:00")), ("format", "Observation.effectiveDateTime"))
+case("datetime-bad-zone", mut("engraft-lab", setp(["effectiveDateTime"], "2018-10-01T10:00:00+25:00")), ("format", "Observation.effectiveDateTime"))
+case("datetime-bad-hour", mut("engraft-lab", setp(["effectiveDateTime"], "2018-10-01T24:00:00Z")), ("format", "Observation.effectiveDateTime"))
+case("period-start-bad", mut("engraft-followup-encounter", setp(["period", "start"], "2019-3-18")), ("format", "Encounter.period.start"))
+case("instant-without-zone", mut("engraft-provenance", setp(["recorded"], "2026-01-01T00:00:00")), ("format", "Provenance.recorded"))
+case("instant-date-only", mut("engraft-provenance", setp(["recorded"], "2026-01-01")), ("format", "Provenance.recorded"))
+case("decimal-as-string", mut("engraft-lab", setp(["valueQuantity", "value"], "0.8")), ("primitive", "Observation.valueQuantity.value"))
+case("integer-fraction", mut("engraft-performance-status", setp(["valueInteger"], 80.5)), ("format", "Observation.valueInteger"))
+case("integer-out-of-range", mut("engraft-performance-status", setp(["valueInteger"], 3000000000)), ("format", "Observation.valueInteger"))
+case("positiveint-zero", mut("engraft-tbi-procedure", setp(["extension", 1, "valuePositiveInt"], 0), bundle=TBI), ("format", "Procedure.extension[1].valuePositiveInt"))
+case("id-with-underscore", mut("engraft-provenance", setp(["id"], "prov_1")), ("format", "Provenance.id"))
+case("id-too-long", mut("engraft-provenance", setp(["id"], "a" * 65)), ("format", "Provenance.id"))
+case("uri-with-space", mut("engraft-lab", setp(["code", "coding", 0, "system"], "http://loinc .org")), ("format", "Observation.code.coding[0].system"), ("profile-binding", "Observation.code"))
+case("code-double-space", mut("engraft-lab", setp(["code", "coding", 0, "code"], "751  8")), ("format", "Observation.code.coding[0].code"), ("profile-binding", "Observation.code"))
+case("code-leading-space", mut("engraft-patient", setp(["gender"], " female")), ("format", "Patient.gender"))
+case("boolean-as-string", mut("engraft-disease-event", setp(["valueBoolean"], "true")), ("primitive", "Observation.valueBoolean"))
+case("empty-string", mut("engraft-lab", setp(["code", "coding", 0, "display"], "")), ("primitive", "Observation.code.coding[0].display"))
+case("whitespace-string", mut("engraft-conditioning-procedure", setp(["code", "text"], "   ")), ("primitive", "Procedure.code.text"))
+case("string-as-number", mut("engraft-lab", setp(["valueQuantity", "unit"], 12)), ("primitive", "Observation.valueQuantity.unit"))
+case("date-as-number", mut("engraft-patient", setp(["birthDate"], 1986)), ("primitive", "Patient.birthDate"))
+case("canonical-with-space", mut("engraft-lab", setp(["meta", "profile"], ["https://engraft.dev/fhir/Structure Definition/x"])), ("format", "Observation.meta.profile[0]"), ("profile-unknown", "Observation.meta.profile"))
+case("object-where-primitive", mut("engraft-patient", setp(["gender"], {"value": "female"})), ("primitive", "Patient.gender"))
+case("primitive-extension-not-object", mut("engraft-patient", setp(["_birthDate"], "x")), ("structure", "Patient.birthDate"))
+case("primitive-extension-unknown-member", mut("engraft-patient", setp(["_birthDate"], {"colour": "x"})), ("unknown-element", "Patient.birthDate.colour"))
+
+# 4. Choice types narrowed by a profile
+case("lab-value-string", mut("engraft-lab", lambda r: (r.pop("valueQuantity"), r.update(valueString="high"))), ("profile-type", "Observation.valueString"))
+case("lab-value-datetime", mut("engraft-lab", lambda r: (r.pop("valueQuantity"), r.update(valueDateTime="2019-01-01"))), ("profile-type", "Observation.valueDateTime"))
+case("event-effective-period", mut("engraft-disease-event", lambda r: (r.pop("effectiveDateTime"), r.update(effectivePeriod={"start": "2022-09-14"}))), ("profile-type", "Observation.effectivePeriod"))
+case("hsct-performed-string", mut("engraft-hsct-procedure", lambda r: (r.pop("performedDateTime"), r.update(performedString="day 0"))), ("profile-type", "Procedure.performedString"))
+case("prior-therapy-medication-reference", mut("engraft-prior-therapy", lambda r: (r.pop("medicationCodeableConcept"), r.update(medicationReference={"reference": "Medication/1"}))), ("profile-type", "MedicationStatement.medicationReference"))
+case("condition-abatement-string", mut("engraft-autoimmune-condition", lambda r: r.update(abatementString="better")), ("profile-type", "Condition.abatementString"))
+case("score-value-codeable-concept", mut("engraft-disease-score", lambda r: (r.pop("valueQuantity"), r.update(valueCodeableConcept={"text": "x"})), n=1), ("profile-type", "Observation.valueCodeableConcept"))
+
+# 5. Required bindings of base R4
+case("observation-status-done", mut("engraft-lab", setp(["status"], "done")), ("binding", "Observation.status"), ("profile-fixed", "Observation.status"))
+case("patient-gender-f", mut("engraft-patient", setp(["gender"], "f")), ("binding", "Patient.gender"))
+case("procedure-status-finished", mut("engraft-hsct-procedure", setp(["status"], "finished")), ("binding", "Procedure.status"), ("profile-fixed", "Procedure.status"))
+case("encounter-status-closed", mut("engraft-followup-encounter", setp(["status"], "closed")), ("binding", "Encounter.status"), ("profile-fixed", "Encounter.status"))
+case("consent-status-valid", mut("engraft-consent", setp(["status"], "valid")), ("binding", "Consent.status"), ("profile-binding", "Consent.status"))
+case("medadmin-status-given", mut("engraft-medication-administration", setp(["status"], "given")), ("binding", "MedicationAdministration.status"), ("profile-fixed", "MedicationAdministration.status"))
+case("condition-clinical-status-sick", mut("engraft-autoimmune-condition", setp(["clinicalStatus", "coding", 0, "code"], "sick")), ("binding", "Condition.clinicalStatus"))
+case("condition-verification-wrong-system", mut("engraft-autoimmune-condition", setp(["verificationStatus", "coding", 0, "system"], "http://example.org/ver")), ("binding", "Condition.verificationStatus"))
+case("quantity-comparator", mut("engraft-lab", setp(["valueQuantity", "comparator"], "~")), ("binding", "Observation.valueQuantity.comparator"))
+case("patient-link-type", mut("engraft-patient", lambda r: r.update(link=[{"other": {"identifier": {"system": "urn:x", "value": "1"}}, "type": "twin"}])), ("binding", "Patient.link[0].type"))
+case("identifier-use", mut("engraft-lab", setp(["identifier", 0, "use"], "primary")), ("binding", "Observation.identifier[0].use"))
+case("provenance-entity-role", mut("engraft-provenance", setp(["entity", 0, "role"], "origin")), ("binding", "Provenance.entity[0].role"), ("profile-fixed", "Provenance.entity[0].role"))
+
+# 6. Fixed and pattern values of the profiles
+case("lab-status-preliminary", mut("engraft-lab", setp(["status"], "preliminary")), ("profile-fixed", "Observation.status"))
+case("hsct-status-in-progress", mut("engraft-hsct-procedure", setp(["status"], "in-progress")), ("profile-fixed", "Procedure.status"))
+case("hsct-category-wrong", mut("engraft-hsct-procedure", setp(["category", "coding", 0, "code"], "71388002")), ("profile-pattern", "Procedure.category"))
+case("hsct-code-without-234336002", mut("engraft-hsct-procedure", lambda r: r["code"]["coding"].pop(0)), ("profile-pattern", "Procedure.code"))
+case("apheresis-code-wrong", mut("engraft-apheresis-procedure", setp(["code", "coding", 0, "code"], "127788007")), ("profile-pattern", "Procedure.code"))
+case("tbi-code-wrong", mut("engraft-tbi-procedure", setp(["code", "coding", 0, "code"], "108290001"), bundle=TBI), ("profile-pattern", "Procedure.code"))
+case("dose-system-not-ucum", mut("engraft-medication-administration", setp(["dosage", "dose", "system"], "http://example.org/units")), ("profile-fixed", "MedicationAdministration.dosage.dose.system"))
+case("lab-quantity-system-not-ucum", mut("engraft-lab", setp(["valueQuantity", "system"], "http://example.org/units")), ("profile-fixed", "Observation.valueQuantity.system"))
+case("consent-scope-treatment", mut("engraft-consent", setp(["scope", "coding", 0, "code"], "treatment")), ("profile-pattern", "Consent.scope"))
+case("encounter-in-progress", mut("engraft-followup-encounter", setp(["status"], "in-progress")), ("profile-fixed", "Encounter.status"))
+case("mobilisation-code-wrong", mut("engraft-mobilisation-procedure", setp(["code", "coding", 0, "code"], "conditioning")), ("profile-pattern", "Procedure.code"))
+case("conditioning-code-wrong", mut("engraft-conditioning-procedure", setp(["code", "coding", 0, "code"], "mobilisation")), ("profile-pattern", "Procedure.code"))
+case("response-code-wrong", mut("engraft-response", setp(["code", "coding", 0, "code"], "relapse")), ("profile-pattern", "Observation.code"))
+case("lab-category-exam", mut("engraft-lab", setp(["category", 0, "coding", 0, "code"], "exam")), ("profile-pattern", "Observation.category[0]"))
+case("product-category-organ", mut("engraft-stem-cell-product", setp(["productCategory"], "organ")), ("profile-fixed", "BiologicallyDerivedProduct.productCategory"))
+case("bundle-type-collection", (lambda b: (b.update(type="collection"), b)[1])(copy.deepcopy({**B, "entry": B["entry"][:2]})), ("profile-fixed", "Bundle.type"))
+
+# 7. Cardinality of the profiles
+for prof, rt in [("engraft-lab", "Observation"), ("engraft-hsct-procedure", "Procedure"), ("engraft-autoimmune-condition", "Condition"), ("engraft-medication-administration", "MedicationAdministration"), ("engraft-followup-encounter", "Encounter"), ("engraft-prior-therapy", "MedicationStatement"), ("engraft-stem-cell-product", "BiologicallyDerivedProduct")]:
+    case(f"no-identifier-{prof}", mut(prof, delp(["identifier"])), ("profile-cardinality", f"{rt}.identifier"))
+case("patient-with-name", mut("engraft-patient", setp(["name"], [{"family": "Doe"}])), ("profile-cardinality", "Patient.name"))
+case("patient-with-address", mut("engraft-patient", setp(["address"], [{"city": "Leiden"}])), ("profile-cardinality", "Patient.address"))
+case("patient-with-telecom", mut("engraft-patient", setp(["telecom"], [{"system": "phone", "value": "1"}])), ("profile-cardinality", "Patient.telecom"))
+case("patient-without-birthdate", mut("engraft-patient", delp(["birthDate"])), ("profile-cardinality", "Patient.birthDate"))
+case("complication-without-onset", mut("engraft-complication", delp(["onsetDateTime"])), ("profile-cardinality", "Condition.onset"))
+case("encounter-without-period", mut("engraft-followup-encounter", delp(["period"])), ("profile-cardinality", "Encounter.period"))
+case("encounter-two-types", mut("engraft-followup-encounter", lambda r: r["type"].append(r["type"][0])), ("profile-cardinality", "Encounter.type"))
+case("lab-without-value", mut("engraft-lab", delp(["valueQuantity"])), ("profile-cardinality", "Observation.value"))
+case("medadmin-without-dosage", mut("engraft-medication-administration", delp(["dosage"])), ("profile-cardinality", "MedicationAdministration.dosage"))
+case("medadmin-dose-without-code", mut("engraft-medication-administration", delp(["dosage", "dose", "code"])), ("profile-cardinality", "MedicationAdministration.dosage.dose.code"))
+case("apheresis-without-partof", mut("engraft-apheresis-procedure", delp(["partOf"])), ("profile-cardinality", "Procedure.partOf"))
+case("provenance-two-entities", mut("engraft-provenance", lambda r: r["entity"].append(r["entity"][0])), ("profile-cardinality", "Provenance.entity"))
+case("provenance-entity-without-identifier", mut("engraft-provenance", delp(["entity", 0, "what", "identifier"])), ("profile-cardinality", "Provenance.entity[0].what.identifier"))
+case("cell-dose-without-partof", mut("engraft-cell-dose", delp(["partOf"])), ("profile-cardinality", "Observation.partOf"))
+case("consent-without-provision", mut("engraft-consent", delp(["provision"])), ("profile-cardinality", "Consent.provision"))
+case("condition-without-clinical-status", mut("engraft-autoimmune-condition", delp(["clinicalStatus"])), ("profile-cardinality", "Condition.clinicalStatus"))
+
+# 8. Bindings of the profiles
+case("lab-code-not-in-valueset", mut("engraft-lab", setp(["code", "coding", 0, "code"], "1234-5")), ("profile-binding", "Observation.code"))
+case("score-code-not-in-valueset", mut("engraft-disease-score", setp(["code", "coding", 0, "code"], "hba1c")), ("profile-binding", "Observation.code"))
+case("time-point-not-in-valueset", mut("engraft-followup-encounter", setp(["type", 0, "coding", 0, "code"], "D200")), ("profile-binding", "Encounter.type[0]"))
+case("gvhd-grade-ctcae", mut("engraft-gvhd", setp(["stage", 0, "summary", "coding", 0, "code"], "3"), bundle=ALLO), ("profile-binding", "Condition.stage[0].summary"))
+case("product-code-not-in-valueset", mut("engraft-stem-cell-product", setp(["productCode", "coding", 0, "code"], "liver")), ("profile-binding", "BiologicallyDerivedProduct.productCode"))
+case("response-value-not-in-valueset", mut("engraft-response", setp(["valueCodeableConcept", "coding", 0, "code"], "great")), ("profile-binding", "Observation.valueCodeableConcept"))
+case("performance-code-not-in-valueset", mut("engraft-performance-status", setp(["code", "coding", 0, "code"], "edss")), ("profile-binding", "Observation.code"))
+case("stop-reason-not-in-valueset", mut("engraft-prior-therapy", setp(["statusReason", 0, "coding", 0, "code"], "boredom")), ("profile-binding", "MedicationStatement.statusReason[0]"))
+case("engraftment-code-not-in-valueset", mut("engraft-engraftment", setp(["code", "coding", 0, "code"], "relapse")), ("profile-binding", "Observation.code"))
+case("vital-code-not-in-valueset", mut("engraft-vital-status", setp(["code", "coding", 0, "code"], "edss")), ("profile-binding", "Observation.code"))
+
+# 9. Extension slices
+case("hsct-without-donor-type", mut("engraft-hsct-procedure", lambda r: r["extension"].pop(0)), ("profile-slice", "Procedure.extension"))
+case("hsct-two-donor-types", mut("engraft-hsct-procedure", lambda r: r["extension"].append(r["extension"][0])), ("profile-slice", "Procedure.extension"))
+case("hsct-without-extensions", mut("engraft-hsct-procedure", delp(["extension"])), ("profile-slice", "Procedure.extension"), ("profile-slice", "Procedure.extension"))
+case("complication-without-due-to", mut("engraft-complication", delp(["extension"])), ("profile-slice", "Condition.extension"))
+case("encounter-without-relative-to", mut("engraft-followup-encounter", delp(["extension"])), ("profile-slice", "Encounter.extension"))
+case("tbi-without-dose", mut("engraft-tbi-procedure", lambda r: r["extension"].pop(0), bundle=TBI), ("profile-slice", "Procedure.extension"))
+case("product-without-source", mut("engraft-stem-cell-product", delp(["extension"])), ("profile-slice", "BiologicallyDerivedProduct.extension"))
+
+# 10. Values of Engraft's extensions
+case("donor-type-as-string", mut("engraft-hsct-procedure", lambda r: (r["extension"][0].pop("valueCodeableConcept"), r["extension"][0].update(valueString="auto"))), ("extension-type", "Procedure.extension[0].valueString"))
+case("donor-type-not-in-valueset", mut("engraft-hsct-procedure", setp(["extension", 0, "valueCodeableConcept", "coding", 0, "code"], "xenogeneic")), ("extension-binding", "Procedure.extension[0].valueCodeableConcept"))
+case("donor-type-without-value", mut("engraft-hsct-procedure", lambda r: r["extension"][0].pop("valueCodeableConcept")), ("extension-value", "Procedure.extension[0]"))
+case("tbi-fractions-as-integer", mut("engraft-tbi-procedure", lambda r: (r["extension"][1].update(valueInteger=r["extension"][1].pop("valuePositiveInt"))), bundle=TBI), ("extension-type", "Procedure.extension[1].valueInteger"))
+case("intensity-not-in-valueset", mut("engraft-conditioning-procedure", setp(["extension", 0, "valueCodeableConcept", "coding", 0, "code"], "extreme")), ("extension-binding", "Procedure.extension[0].valueCodeableConcept"))
+case("estimated-flag-as-string", mut("engraft-autoimmune-condition", lambda r: r["extension"][0].update(_valueDateTime={"extension": [{"url": BASE + "date-estimated", "valueString": "yes"}]})), ("extension-type", "Condition.extension[0].valueDateTime.extension[0].valueString"))
+
+# 11. Bundle rules
+def bundle_with(fn, n=4):
+    b = copy.deepcopy(B)
+    b["entry"] = b["entry"][:n]
+    fn(b)
+    return b
+case("bundle-duplicate-fullurl", bundle_with(lambda b: b["entry"][2].update(fullUrl=b["entry"][1]["fullUrl"])), ("bdl-7", "Bundle.entry[2].fullUrl"), ("reference", "Bundle.entry[3].resource.reasonReference[0].reference"))
+case("bundle-entry-without-request", bundle_with(lambda b: b["entry"][1].pop("request")), ("bdl-3", "Bundle.entry[1].request"), ("profile-cardinality", "Bundle.entry[1].request"))
+case("bundle-dangling-reference", bundle_with(lambda b: b["entry"][1]["resource"]["patient"].update(reference="urn:uuid:00000000-0000-5000-8000-000000000000")), ("reference", "Bundle.entry[1].resource.patient.reference"))
+case("bundle-version-specific-fullurl", bundle_with(lambda b: b["entry"][0].update(fullUrl="https://ehr.example/fhir/Patient/1/_history/2")), ("bdl-8", "Bundle.entry[0].fullUrl"), ("reference", "Bundle.entry[1].resource.patient.reference"), ("reference", "Bundle.entry[2].resource.subject.reference"), ("reference", "Bundle.entry[3].resource.subject.reference"))
+case("bundle-response-in-transaction", bundle_with(lambda b: b["entry"][1].update(response={"status": "201"})), ("bdl-4", "Bundle.entry[1].response"))
+case("bundle-search-in-transaction", bundle_with(lambda b: b["entry"][1].update(search={"mode": "match"})), ("bdl-2", "Bundle.entry[1].search"))
+case("bundle-total-in-transaction", bundle_with(lambda b: b.update(total=4)), ("bdl-1", "Bundle.total"))
+case("bundle-without-timestamp", bundle_with(lambda b: b.pop("timestamp")), ("profile-cardinality", "Bundle.timestamp"))
+case("bundle-request-method-patchy", bundle_with(lambda b: b["entry"][1]["request"].update(method="PATCHY")), ("binding", "Bundle.entry[1].request.method"))
+case("bundle-single-entry", bundle_with(lambda b: None, n=1), ("profile-cardinality", "Bundle.entry"))
+
+# 12. Reference targets inside a Bundle
+case("subject-refers-to-consent", bundle_with(lambda b: b["entry"][2]["resource"]["subject"].update(reference=b["entry"][1]["fullUrl"])), ("profile-target", "Bundle.entry[2].resource.subject.reference"))
+case("consent-patient-refers-to-condition", bundle_with(lambda b: b["entry"][1]["resource"]["patient"].update(reference=b["entry"][2]["fullUrl"])), ("profile-target", "Bundle.entry[1].resource.patient.reference"))
+
+# 13. Profiles that cannot be used
+case("unknown-engraft-profile", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-nothing"])), ("profile-unknown", "Observation.meta.profile"))
+case("profile-of-another-type", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-patient"])), ("profile-type", "Observation"))
+
+os.makedirs(OUT, exist_ok=True)
+for f in os.listdir(OUT):
+    os.remove(os.path.join(OUT, f))
+expected = {}
+for name, (resource, issues) in sorted(cases.items()):
+    with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+        json.dump(resource, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    expected[name] = sorted(issues)
+with open(os.path.join(OUT, "expected.json"), "w") as f:
+    json.dump(expected, f, indent=1)
+    f.write("\n")
+print(f"{len(cases)} invalid FHIR resources")
