@@ -440,25 +440,10 @@ impl Mapper<'_> {
             }
         }
 
-        // Age at HSCT (edge case 32) and HLA match.
+        // Age at HSCT (edge case 32) and HLA match, both as of day 0.
         if let Some((age, _)) = self.res.age_at_hsct[i] {
-            let item = self.item(&format!("tx{n}/age-at-hsct"));
-            let obs = Observation {
-                meta: meta("engraft-transplant-observation"),
-                identifier: vec![item.identifier.clone()],
-                part_of: vec![reference(&hsct_url)],
-                status: code("final"),
-                code: Box::new(cc(vec![local(
-                    self.term,
-                    "engraft-observation",
-                    "age-at-hsct",
-                )])),
-                subject: Some(self.subject()),
-                effective: Some(ObservationEffective::DateTime(day0.clone())),
-                value: Some(ObservationValue::Quantity(Box::new(ucum(age as f64, "a")))),
-                ..Default::default()
-            };
-            self.push(item, Resource::Observation(Box::new(obs)));
+            let value = ObservationValue::Quantity(Box::new(ucum(age as f64, "a")));
+            self.transplant_fact(n, "age-at-hsct", &hsct_url, day0.clone(), value);
         }
         if t.donor_type.is_allogeneic() {
             if let Some((a, b)) = t
@@ -467,32 +452,42 @@ impl Mapper<'_> {
                 .and_then(|d| d.hla_match.as_deref())
                 .and_then(parse_hla)
             {
-                let item = self.item(&format!("tx{n}/hla-match"));
-                let obs = Observation {
-                    meta: meta("engraft-transplant-observation"),
-                    identifier: vec![item.identifier.clone()],
-                    part_of: vec![reference(&hsct_url)],
-                    status: code("final"),
-                    code: Box::new(cc(vec![local(
-                        self.term,
-                        "engraft-observation",
-                        "hla-match",
-                    )])),
-                    subject: Some(self.subject()),
-                    value: Some(ObservationValue::Ratio(Box::new(Ratio {
-                        numerator: Some(Box::new(ucum(a as f64, "{loci}"))),
-                        denominator: Some(Box::new(ucum(b as f64, "{loci}"))),
-                        ..Default::default()
-                    }))),
+                let value = ObservationValue::Ratio(Box::new(Ratio {
+                    numerator: Some(Box::new(ucum(a as f64, "{loci}"))),
+                    denominator: Some(Box::new(ucum(b as f64, "{loci}"))),
                     ..Default::default()
-                };
-                self.push(item, Resource::Observation(Box::new(obs)));
+                }));
+                self.transplant_fact(n, "hla-match", &hsct_url, day0.clone(), value);
             }
         }
 
         for (j, c) in t.complications.iter().enumerate() {
             self.map_complication(i, j, c);
         }
+    }
+
+    /// An `engraft-transplant-observation` (`age-at-hsct`, `hla-match`) of transplant `n`.
+    fn transplant_fact(
+        &mut self,
+        n: u32,
+        code_: &str,
+        hsct: &str,
+        effective: fhirbolt::model::r4::types::DateTime,
+        value: ObservationValue,
+    ) {
+        let item = self.item(&format!("tx{n}/{code_}"));
+        let obs = Observation {
+            meta: meta("engraft-transplant-observation"),
+            identifier: vec![item.identifier.clone()],
+            part_of: vec![reference(hsct)],
+            status: code("final"),
+            code: Box::new(cc(vec![local(self.term, "engraft-observation", code_)])),
+            subject: Some(self.subject()),
+            effective: Some(ObservationEffective::DateTime(effective)),
+            value: Some(value),
+            ..Default::default()
+        };
+        self.push(item, Resource::Observation(Box::new(obs)));
     }
 
     fn cell_dose(

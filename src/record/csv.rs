@@ -200,20 +200,7 @@ pub fn open<R: std::io::BufRead>(
         .flexible(false)
         .trim(csv::Trim::All)
         .from_reader(std::io::Cursor::new(first).chain(input));
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|_| {
-            FileError(vec![file_issue(
-                C::CsvSyntax,
-                file,
-                1,
-                "",
-                "The header row cannot be read (not UTF-8 or malformed).",
-            )])
-        })?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
+    let header = read_header(&mut rdr, file)?;
     let mut problems = Vec::new();
     for h in &header {
         if !RECORD_COLUMNS.contains(&h.as_str()) && !is_followup_column(h, scales) {
@@ -275,6 +262,23 @@ fn is_followup_column(h: &str, scales: &[String]) -> bool {
                 .any(|s| s.replace('-', "_") == field || s == field))
 }
 
+/// The header row, lower-cased, without a byte-order mark.
+fn read_header<R: Read>(rdr: &mut csv::Reader<R>, file: &str) -> Result<Vec<String>, FileError> {
+    let header = rdr.headers().map_err(|_| {
+        FileError(vec![file_issue(
+            C::CsvSyntax,
+            file,
+            1,
+            "",
+            "The header row cannot be read (not UTF-8 or malformed).",
+        )])
+    })?;
+    Ok(header
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
+        .collect())
+}
+
 type FollowupRows = HashMap<String, Vec<(u64, String, HashMap<String, String>)>>;
 
 fn read_followups(file: &str, bytes: &[u8], scales: &[String]) -> Result<FollowupRows, FileError> {
@@ -284,20 +288,7 @@ fn read_followups(file: &str, bytes: &[u8], scales: &[String]) -> Result<Followu
         .delimiter(sniff_delimiter(&first))
         .trim(csv::Trim::All)
         .from_reader(bytes);
-    let header: Vec<String> = rdr
-        .headers()
-        .map_err(|_| {
-            FileError(vec![file_issue(
-                C::CsvSyntax,
-                file,
-                1,
-                "",
-                "The header row cannot be read.",
-            )])
-        })?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_ascii_lowercase())
-        .collect();
+    let header = read_header(&mut rdr, file)?;
     let mut problems = Vec::new();
     for h in &header {
         let known = ["record_id", "transplant_number"].contains(&h.as_str())

@@ -255,7 +255,8 @@ fn valid_clock(c: &str) -> bool {
         .all(|(p, max)| parse_digits(Some(p), 2).is_some_and(|v| v <= max))
 }
 
-fn valid_zone(z: &str) -> bool {
+/// A zone: `Z` or `±hh:mm` with hours up to 14.
+pub(crate) fn valid_zone(z: &str) -> bool {
     if z == "Z" {
         return true;
     }

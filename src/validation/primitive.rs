@@ -117,19 +117,9 @@ pub fn is_time(s: &str) -> bool {
         && digits(p[2], 2).is_some_and(|x| x <= 60)
 }
 
+/// `Z` or `±hh:mm`, shared with the registry date parser.
 fn is_zone(z: &str) -> bool {
-    if z == "Z" {
-        return true;
-    }
-    let Some(rest) = z.strip_prefix(['+', '-']) else {
-        return false;
-    };
-    match rest.split_once(':') {
-        Some((h, m)) => {
-            digits(h, 2).is_some_and(|h| h <= 14) && digits(m, 2).is_some_and(|m| m <= 59)
-        }
-        None => false,
-    }
+    crate::record::date::valid_zone(z)
 }
 
 fn split_time_zone(t: &str) -> Option<(&str, &str)> {
