@@ -5,4 +5,5 @@ mod edge_cases;
 mod golden;
 mod helpers;
 mod invalid;
+mod robustness;
 mod validation;
