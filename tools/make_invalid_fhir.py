@@ -110,7 +110,7 @@ case("lab-value-datetime", mut("engraft-lab", lambda r: (r.pop("valueQuantity"),
 case("event-effective-period", mut("engraft-disease-event", lambda r: (r.pop("effectiveDateTime"), r.update(effectivePeriod={"start": "2022-09-14"}))), ("profile-type", "Observation.effectivePeriod"))
 case("hsct-performed-string", mut("engraft-hsct-procedure", lambda r: (r.pop("performedDateTime"), r.update(performedString="day 0"))), ("profile-type", "Procedure.performedString"))
 case("prior-therapy-medication-reference", mut("engraft-prior-therapy", lambda r: (r.pop("medicationCodeableConcept"), r.update(medicationReference={"reference": "Medication/1"}))), ("profile-type", "MedicationStatement.medicationReference"))
-case("condition-abatement-string", mut("engraft-autoimmune-condition", lambda r: r.update(abatementString="better")), ("profile-type", "Condition.abatementString"))
+case("condition-abatement-string", mut("engraft-autoimmune-condition", lambda r: r.update(abatementString="better")), ("profile-type", "Condition.abatementString"), ("con-4", "Condition"))
 case("score-value-codeable-concept", mut("engraft-disease-score", lambda r: (r.pop("valueQuantity"), r.update(valueCodeableConcept={"text": "x"})), n=1), ("profile-type", "Observation.valueCodeableConcept"))
 
 # 5. Required bindings of base R4
@@ -163,7 +163,7 @@ case("provenance-two-entities", mut("engraft-provenance", lambda r: r["entity"].
 case("provenance-entity-without-identifier", mut("engraft-provenance", delp(["entity", 0, "what", "identifier"])), ("profile-cardinality", "Provenance.entity[0].what.identifier"))
 case("cell-dose-without-partof", mut("engraft-cell-dose", delp(["partOf"])), ("profile-cardinality", "Observation.partOf"))
 case("consent-without-provision", mut("engraft-consent", delp(["provision"])), ("profile-cardinality", "Consent.provision"))
-case("condition-without-clinical-status", mut("engraft-autoimmune-condition", delp(["clinicalStatus"])), ("profile-cardinality", "Condition.clinicalStatus"))
+case("condition-without-clinical-status", mut("engraft-autoimmune-condition", delp(["clinicalStatus"])), ("profile-cardinality", "Condition.clinicalStatus"), ("con-3", "Condition"))
 
 # 8. Bindings of the profiles
 case("lab-code-not-in-valueset", mut("engraft-lab", setp(["code", "coding", 0, "code"], "1234-5")), ("profile-binding", "Observation.code"))
@@ -189,7 +189,7 @@ case("product-without-source", mut("engraft-stem-cell-product", delp(["extension
 # 10. Values of Engraft's extensions
 case("donor-type-as-string", mut("engraft-hsct-procedure", lambda r: (r["extension"][0].pop("valueCodeableConcept"), r["extension"][0].update(valueString="auto"))), ("extension-type", "Procedure.extension[0].valueString"))
 case("donor-type-not-in-valueset", mut("engraft-hsct-procedure", setp(["extension", 0, "valueCodeableConcept", "coding", 0, "code"], "xenogeneic")), ("extension-binding", "Procedure.extension[0].valueCodeableConcept"))
-case("donor-type-without-value", mut("engraft-hsct-procedure", lambda r: r["extension"][0].pop("valueCodeableConcept")), ("extension-value", "Procedure.extension[0]"))
+case("donor-type-without-value", mut("engraft-hsct-procedure", lambda r: r["extension"][0].pop("valueCodeableConcept")), ("extension-value", "Procedure.extension[0]"), ("ext-1", "Procedure.extension[0]"))
 case("tbi-fractions-as-integer", mut("engraft-tbi-procedure", lambda r: (r["extension"][1].update(valueInteger=r["extension"][1].pop("valuePositiveInt"))), bundle=TBI), ("extension-type", "Procedure.extension[1].valueInteger"))
 case("intensity-not-in-valueset", mut("engraft-conditioning-procedure", setp(["extension", 0, "valueCodeableConcept", "coding", 0, "code"], "extreme")), ("extension-binding", "Procedure.extension[0].valueCodeableConcept"))
 case("estimated-flag-as-string", mut("engraft-autoimmune-condition", lambda r: r["extension"][0].update(_valueDateTime={"extension": [{"url": BASE + "date-estimated", "valueString": "yes"}]})), ("extension-type", "Condition.extension[0].valueDateTime.extension[0].valueString"))
@@ -215,7 +215,28 @@ case("bundle-single-entry", bundle_with(lambda b: None, n=1), ("profile-cardinal
 case("subject-refers-to-consent", bundle_with(lambda b: b["entry"][2]["resource"]["subject"].update(reference=b["entry"][1]["fullUrl"])), ("profile-target", "Bundle.entry[2].resource.subject.reference"))
 case("consent-patient-refers-to-condition", bundle_with(lambda b: b["entry"][1]["resource"]["patient"].update(reference=b["entry"][2]["fullUrl"])), ("profile-target", "Bundle.entry[1].resource.patient.reference"))
 
-# 13. Profiles that cannot be used
+# 13. Base R4 invariants
+case("obs-6-value-and-absent-reason", mut("engraft-lab", setp(["dataAbsentReason"], {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "unknown"}]})), ("obs-6", "Observation"))
+case("obs-7-component-repeats-code", mut("engraft-lab", lambda r: r.update(component=[{"code": r["code"], "valueQuantity": r["valueQuantity"]}])), ("obs-7", "Observation"))
+case("per-1-period-backwards", mut("engraft-conditioning-procedure", setp(["performedPeriod"], {"start": "2018-12-08", "end": "2018-12-03"})), ("per-1", "Procedure.performedPeriod"))
+case("per-1-encounter-period-backwards", mut("engraft-followup-encounter", setp(["period", "end"], "2019-01-01")), ("per-1", "Encounter.period"))
+case("qty-3-code-without-system", mut("engraft-lab", delp(["valueQuantity", "system"])), ("qty-3", "Observation.valueQuantity"), ("profile-cardinality", "Observation.valueQuantity.system"))
+case("rat-1-numerator-only", mut("engraft-transplant-observation", lambda r: r["valueRatio"].pop("denominator"), bundle=ALLO, n=1), ("rat-1", "Observation.valueRatio"))
+case("ref-1-dangling-local-reference", mut("engraft-lab", setp(["specimen"], {"reference": "#spec1"})), ("ref-1", "Observation"))
+case("dom-3-unreferenced-contained", mut("engraft-lab", setp(["contained"], [{"resourceType": "Specimen", "id": "s1"}])), ("dom-3", "Observation"))
+case("dom-2-nested-contained", mut("engraft-lab", lambda r: r.update(contained=[{"resourceType": "Specimen", "id": "s1", "contained": [{"resourceType": "Specimen", "id": "s2"}]}], specimen={"reference": "#s1"})), ("dom-2", "Observation.contained[0]"))
+case("dom-4-contained-version", mut("engraft-lab", lambda r: r.update(contained=[{"resourceType": "Specimen", "id": "s1", "meta": {"versionId": "2"}}], specimen={"reference": "#s1"})), ("dom-4", "Observation.contained[0]"))
+case("dom-5-contained-security", mut("engraft-lab", lambda r: r.update(contained=[{"resourceType": "Specimen", "id": "s1", "meta": {"security": [{"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}]}}], specimen={"reference": "#s1"})), ("dom-5", "Observation.contained[0]"))
+case("con-5-entered-in-error-with-clinical-status", mut("engraft-autoimmune-condition", setp(["verificationStatus", "coding", 0, "code"], "entered-in-error")), ("con-5", "Condition"))
+case("ppc-1-no-policy", mut("engraft-consent", delp(["policy"])), ("ppc-1", "Consent"))
+case("ppc-3-research-without-patient", mut("engraft-consent", delp(["patient"])), ("ppc-3", "Consent"), ("profile-cardinality", "Consent.patient"))
+case("mad-1-dosage-without-dose", mut("engraft-medication-administration", setp(["dosage"], {"route": {"text": "iv"}})), ("mad-1", "MedicationAdministration"), ("profile-cardinality", "MedicationAdministration.dosage.dose"))
+case("pat-1-empty-contact", mut("engraft-patient", setp(["contact"], [{"gender": "male"}])), ("pat-1", "Patient"))
+case("ele-1-empty-object", mut("engraft-lab", setp(["method"], {})), ("ele-1", "Observation.method"))
+case("ele-1-id-only", mut("engraft-lab", setp(["method"], {"id": "m1"})), ("ele-1", "Observation.method"))
+case("ext-1-value-and-extensions", mut("engraft-hsct-procedure", lambda r: r["extension"][0].update(extension=[{"url": "urn:x", "valueString": "y"}])), ("ext-1", "Procedure.extension[0]"))
+
+# 14. Profiles that cannot be used
 case("unknown-engraft-profile", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-nothing"])), ("profile-unknown", "Observation.meta.profile"))
 case("profile-of-another-type", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-patient"])), ("profile-type", "Observation"))
 

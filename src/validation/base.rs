@@ -235,6 +235,10 @@ impl<'d, 'v> Walker<'d, 'v> {
             return;
         }
         self.object(obj, rt, true);
+        let contained = matches!(self.path.iter().rev().nth(1), Some(Seg::Name("contained")));
+        for (key, msg) in super::invariant::resource(rt, obj, contained) {
+            self.issue("invariant", key, msg.to_string());
+        }
     }
 
     /// Validates the members of `obj` against the children of definition path `def`.
@@ -414,6 +418,12 @@ impl<'d, 'v> Walker<'d, 'v> {
             self.object(obj, &el.path, false);
         } else {
             self.object(obj, ty, false);
+        }
+        let failures = super::invariant::element(obj)
+            .into_iter()
+            .chain(super::invariant::datatype(ty, obj));
+        for (key, msg) in failures {
+            self.issue("invariant", key, msg.to_string());
         }
         if let Some((strength, vs)) = &el.binding {
             if strength == "required" {
