@@ -10,6 +10,7 @@ pub mod cli;
 pub mod convert;
 pub mod fhir;
 pub mod fixtures;
+pub mod json;
 pub mod mapping;
 pub mod profiles;
 pub mod record;

@@ -51,14 +51,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for f in &files {
         let text = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-        let issues: Vec<OutcomeIssue> = match serde_json::from_slice::<serde_json::Value>(&text) {
+        let issues: Vec<OutcomeIssue> = match crate::json::parse(&text) {
             Ok(v) => validator.validate(&v, a.profile.as_deref()),
             Err(e) => vec![OutcomeIssue {
                 severity: "error",
                 code: "structure",
                 detail: "json-syntax".into(),
                 diagnostics: format!(
-                    "Not well-formed JSON (line {}, column {}).",
+                    "Not well-formed JSON, or a repeated key (line {}, column {}).",
                     e.line(),
                     e.column()
                 ),

@@ -102,11 +102,13 @@ fn structure_issues(v: &Value, first: &serde_json::Error) -> Vec<Issue> {
 pub fn records_from_json(text: &[u8]) -> Result<Vec<Result<Record, Vec<Issue>>>, Issue> {
     let first_byte = text.iter().find(|b| !b.is_ascii_whitespace());
     if first_byte != Some(&b'[') {
+        // serde's derived structs reject duplicated fields, so this fast path is as strict as
+        // the duplicate-refusing parser below.
         if let Ok(r) = serde_json::from_slice::<Record>(text) {
             return Ok(vec![Ok(r)]);
         }
     }
-    let v: Value = serde_json::from_slice(text).map_err(|e| {
+    let v: Value = crate::json::parse(text).map_err(|e| {
         Issue::error(
             IssueCode::JsonSyntax,
             "",

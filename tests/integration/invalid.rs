@@ -150,3 +150,12 @@ fn malformed_json_is_one_clear_issue() {
     assert_eq!(err.code.as_str(), "json-syntax");
     assert!(err.message.contains("line 1"));
 }
+
+#[test]
+fn duplicate_keys_are_refused() {
+    let text = br#"{"recordId": "R1", "recordId": "R2"}"#;
+    let err = engraft::record::records_from_json(text).unwrap_err();
+    assert_eq!(err.code.as_str(), "json-syntax");
+    let array = br#"[{"recordId": "R1", "registry": "A", "registry": "B"}]"#;
+    assert!(engraft::record::records_from_json(array).is_err());
+}
