@@ -236,7 +236,17 @@ case("ele-1-empty-object", mut("engraft-lab", setp(["method"], {})), ("ele-1", "
 case("ele-1-id-only", mut("engraft-lab", setp(["method"], {"id": "m1"})), ("ele-1", "Observation.method"))
 case("ext-1-value-and-extensions", mut("engraft-hsct-procedure", lambda r: r["extension"][0].update(extension=[{"url": "urn:x", "valueString": "y"}])), ("ext-1", "Procedure.extension[0]"))
 
-# 14. Profiles that cannot be used
+# 14. The remaining profiles
+REL = json.load(open(os.path.join(ROOT, "bundles", "anca-vasculitis-relapse-restart.json")))
+BOOST = json.load(open(os.path.join(ROOT, "bundles", "ms-multi-day-infusion-boost.json")))
+case("restart-without-period", mut("engraft-therapy-restart", delp(["effectivePeriod"]), bundle=REL), ("profile-cardinality", "MedicationStatement.effective"))
+case("restart-without-relative-to", mut("engraft-therapy-restart", delp(["extension"]), bundle=REL), ("profile-slice", "MedicationStatement.extension"))
+case("supplemental-code-not-in-valueset", mut("engraft-supplemental-infusion", setp(["code", "coding", 0, "code"], "conditioning"), bundle=BOOST), ("profile-binding", "Procedure.code"))
+case("supplemental-without-partof", mut("engraft-supplemental-infusion", delp(["partOf"]), bundle=BOOST), ("profile-cardinality", "Procedure.partOf"))
+case("body-measurement-without-value", mut("engraft-body-measurement", delp(["valueQuantity"])), ("profile-cardinality", "Observation.value"))
+case("body-measurement-code-not-in-valueset", mut("engraft-body-measurement", setp(["code", "coding", 0, "code"], "8867-4")), ("profile-binding", "Observation.code"))
+
+# 15. Profiles that cannot be used
 case("unknown-engraft-profile", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-nothing"])), ("profile-unknown", "Observation.meta.profile"))
 case("profile-of-another-type", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-patient"])), ("profile-type", "Observation"))
 

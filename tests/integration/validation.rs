@@ -101,3 +101,45 @@ fn hostile_input_gives_errors_not_panics() {
         assert!(!v.validate(&bad, None).is_empty());
     }
 }
+
+#[test]
+fn every_profile_has_passing_and_failing_examples() {
+    use std::collections::HashSet;
+    let passing: HashSet<String> = files("bundles", "json")
+        .iter()
+        .flat_map(|p| {
+            let b = read_json(p);
+            let mut urls = vec![b["meta"]["profile"][0].as_str().unwrap().to_string()];
+            urls.extend(
+                entries(&b)
+                    .iter()
+                    .map(|r| r["meta"]["profile"][0].as_str().unwrap().to_string()),
+            );
+            urls
+        })
+        .collect();
+    let failing: HashSet<String> = files("invalid/fhir", "json")
+        .iter()
+        .filter(|p| !p.ends_with("expected.json"))
+        .filter_map(|p| {
+            read_json(p)["meta"]["profile"][0]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    let profiles: Vec<String> = engraft::profiles::bundled_files()
+        .filter_map(|(_, t)| {
+            let v: Value = serde_json::from_str(t).ok()?;
+            (v["resourceType"] == "StructureDefinition" && v["type"] != "Extension")
+                .then(|| v["url"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert_eq!(profiles.len(), 28);
+    for p in &profiles {
+        assert!(passing.contains(p), "{p}: no golden bundle uses it");
+        assert!(
+            failing.contains(p),
+            "{p}: no failing example in fixtures/invalid/fhir"
+        );
+    }
+}
