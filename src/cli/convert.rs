@@ -35,7 +35,7 @@ pub struct Args {
     /// The conversion instant (Bundle.timestamp, Provenance.recorded); default now.
     #[arg(long)]
     now: Option<String>,
-    /// Skip validating each Bundle against base R4 before writing it.
+    /// Skip validating each Bundle (base R4, profiles, Bundle rules) before writing it.
     #[arg(long)]
     no_validate: bool,
     /// Write compact JSON.

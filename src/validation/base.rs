@@ -436,18 +436,22 @@ impl<'d, 'v> Walker<'d, 'v> {
         let Some(set) = self.defs.value_sets.get(vs) else {
             return;
         };
-        let coding_ok = |c: &Value| {
-            let (Some(s), Some(k)) = (c["system"].as_str(), c["code"].as_str()) else {
-                return false;
-            };
-            set.contains(&(s.to_string(), k.to_string()))
+        let in_set = |system: Option<&str>, code: Option<&str>| match (system, code) {
+            (Some(s), Some(k)) => set.contains(&(s.to_string(), k.to_string())),
+            _ => false,
         };
         let ok = match ty {
-            "Coding" => coding_ok(&Value::Object(obj.clone())),
+            "Coding" => in_set(
+                obj.get("system").and_then(Value::as_str),
+                obj.get("code").and_then(Value::as_str),
+            ),
             "CodeableConcept" => obj
                 .get("coding")
                 .and_then(Value::as_array)
-                .is_some_and(|cs| cs.iter().any(coding_ok)),
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| in_set(c["system"].as_str(), c["code"].as_str()))
+                }),
             _ => true,
         };
         if !ok {

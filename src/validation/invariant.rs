@@ -130,7 +130,7 @@ pub fn resource(rt: &str, obj: &Map<String, Value>, contained: bool) -> Vec<Fail
     } else if let Some(list) = obj.get("contained").and_then(Value::as_array) {
         // dom-3: every contained resource is referenced from elsewhere in the resource.
         let mut refs = Vec::new();
-        local_refs(&Value::Object(obj.clone()), &mut refs, true);
+        local_refs_of(obj, &mut refs);
         for c in list {
             let id = c.get("id").and_then(Value::as_str).unwrap_or("");
             if !refs.iter().any(|r| r == &format!("#{id}")) {
@@ -140,7 +140,7 @@ pub fn resource(rt: &str, obj: &Map<String, Value>, contained: bool) -> Vec<Fail
     }
     // ref-1: a local reference needs a contained resource with that id.
     let mut refs = Vec::new();
-    local_refs(&Value::Object(obj.clone()), &mut refs, true);
+    local_refs_of(obj, &mut refs);
     let ids: Vec<&str> = obj
         .get("contained")
         .and_then(Value::as_array)
@@ -297,24 +297,29 @@ pub fn resource(rt: &str, obj: &Map<String, Value>, contained: bool) -> Vec<Fail
     out
 }
 
-/// Local (`#id`) references below `v`, not descending into contained resources.
-fn local_refs(v: &Value, out: &mut Vec<String>, top: bool) {
+/// Local (`#id`) references of a resource, not looking into its contained resources.
+fn local_refs_of(resource: &Map<String, Value>, out: &mut Vec<String>) {
+    for (k, x) in resource {
+        if k != "contained" {
+            local_refs(x, out);
+        }
+    }
+}
+
+fn local_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(m) => {
             for (k, x) in m {
-                if top && k == "contained" {
-                    continue;
-                }
                 if k == "reference" {
                     if let Some(r) = x.as_str().filter(|r| r.starts_with('#')) {
                         out.push(r.to_string());
                     }
                 } else {
-                    local_refs(x, out, false);
+                    local_refs(x, out);
                 }
             }
         }
-        Value::Array(a) => a.iter().for_each(|x| local_refs(x, out, false)),
+        Value::Array(a) => a.iter().for_each(|x| local_refs(x, out)),
         _ => {}
     }
 }
