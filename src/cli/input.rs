@@ -54,6 +54,22 @@ fn paired_followups(path: &Path) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// A file input; a CSV gets its follow-ups file (the one given, or `X.followups.csv`).
+fn file_input(path: PathBuf, format: Format, followups: Option<&Path>) -> Input {
+    let followups = if format == Format::Csv {
+        followups
+            .map(Path::to_path_buf)
+            .or_else(|| paired_followups(&path))
+    } else {
+        None
+    };
+    Input {
+        path: Some(path),
+        format,
+        followups,
+    }
+}
+
 /// Expands the command-line inputs. Returns the inputs and whether a directory was given.
 pub fn expand(
     args: &[String],
@@ -82,18 +98,7 @@ pub fn expand(
             files.sort();
             for f in files {
                 let format = forced.unwrap_or_else(|| format_of(&f).expect("filtered"));
-                let fu = if format == Format::Csv {
-                    followups
-                        .map(Path::to_path_buf)
-                        .or_else(|| paired_followups(&f))
-                } else {
-                    None
-                };
-                out.push(Input {
-                    path: Some(f),
-                    format,
-                    followups: fu,
-                });
+                out.push(file_input(f, format, followups));
             }
         } else if p.is_file() {
             // X.followups.csv given next to X.csv is read through X.csv.
@@ -113,18 +118,7 @@ pub fn expand(
                     p.display()
                 );
             };
-            let fu = if format == Format::Csv {
-                followups
-                    .map(Path::to_path_buf)
-                    .or_else(|| paired_followups(&p))
-            } else {
-                None
-            };
-            out.push(Input {
-                path: Some(p),
-                format,
-                followups: fu,
-            });
+            out.push(file_input(p, format, followups));
         } else {
             bail!("{a}: no such file or directory");
         }
