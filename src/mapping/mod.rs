@@ -132,7 +132,9 @@ impl<'a> Mapper<'a> {
         format!("urn:uuid:{}", ids::item_uuid(&self.scope, key))
     }
 
-    /// Reserves the item `key` (made unique within the record when it repeats).
+    /// Reserves the item `key`. A key that repeats in one record (two infections of the same
+    /// kind on the same day) gets `~2`, `~3`...: `~` is unreserved in URLs, so the conditional
+    /// update URL keeps working (`#` would start a fragment).
     pub fn item(&mut self, key: &str) -> Item {
         let n = match self.used_keys.get_mut(key) {
             Some(n) => {
@@ -150,7 +152,7 @@ impl<'a> Mapper<'a> {
         value.push('/');
         value.push_str(key);
         if n > 1 {
-            value.push('#');
+            value.push('~');
             value.push_str(&n.to_string());
         }
         let uuid = ids::uuid_of(&value);

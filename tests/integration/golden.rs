@@ -267,3 +267,25 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+#[test]
+fn repeated_items_get_distinct_url_safe_identifiers() {
+    let mut r = base();
+    let c = r["transplants"][0]["complications"][0].clone();
+    r["transplants"][0]["complications"]
+        .as_array_mut()
+        .unwrap()
+        .push(c);
+    let b = bundle(r);
+    let ids: Vec<&str> = with_code(&b, "febrile-neutropenia")
+        .iter()
+        .map(|c| c["identifier"][0]["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[1].ends_with("~2"), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
+    for e in b["entry"].as_array().unwrap() {
+        assert!(!e["request"]["url"].as_str().unwrap().contains('#'));
+    }
+    assert!(Validator::bundled().validate(&b, None).is_empty());
+}
