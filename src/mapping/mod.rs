@@ -207,6 +207,38 @@ impl<'a> Mapper<'a> {
         });
     }
 
+    /// An extension of Engraft's whose value is one code of an Engraft CodeSystem.
+    pub fn coded_extension(
+        &self,
+        ext: &str,
+        cs_id: &str,
+        code: &str,
+    ) -> fhirbolt::model::r4::types::Extension {
+        build::extension(
+            &build::ext_url(ext),
+            fhirbolt::model::r4::types::ExtensionValue::CodeableConcept(Box::new(build::cc(vec![
+                build::local(self.term, cs_id, code),
+            ]))),
+        )
+    }
+
+    /// The `day-post-hsct` component: days since the day 0 a value counts from.
+    pub fn day_component(&self, days: i64) -> fhirbolt::model::r4::resources::ObservationComponent {
+        fhirbolt::model::r4::resources::ObservationComponent {
+            code: Box::new(build::cc(vec![build::local(
+                self.term,
+                "engraft-observation",
+                "day-post-hsct",
+            )])),
+            value: Some(
+                fhirbolt::model::r4::resources::ObservationComponentValue::Quantity(Box::new(
+                    build::ucum(days as f64, "d"),
+                )),
+            ),
+            ..Default::default()
+        }
+    }
+
     pub fn subject(&self) -> Box<fhirbolt::model::r4::types::Reference> {
         Box::new(build::reference(&self.patient))
     }

@@ -1,8 +1,7 @@
 //! Observations of the baseline, the follow-up visits (with their Encounter) and vital status.
 
 use fhirbolt::model::r4::resources::{
-    Encounter, Observation, ObservationComponent, ObservationComponentValue, ObservationEffective,
-    ObservationValue,
+    Encounter, Observation, ObservationEffective, ObservationValue,
 };
 use fhirbolt::model::r4::types::{CodeableConcept, DateTime, ExtensionValue};
 use fhirbolt::model::r4::Resource;
@@ -63,17 +62,7 @@ impl Mapper<'_> {
                 ExtensionValue::Reference(Box::new(reference(hsct))),
             ));
             if let Some(d) = days {
-                obs.component.push(ObservationComponent {
-                    code: Box::new(cc(vec![local(
-                        self.term,
-                        "engraft-observation",
-                        "day-post-hsct",
-                    )])),
-                    value: Some(ObservationComponentValue::Quantity(Box::new(ucum(
-                        d as f64, "d",
-                    )))),
-                    ..Default::default()
-                });
+                obs.component.push(self.day_component(d));
             }
         }
         (item, obs)

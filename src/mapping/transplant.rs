@@ -7,8 +7,7 @@ use fhirbolt::model::r4::resources::{
     BiologicallyDerivedProductCollectionCollected, BiologicallyDerivedProductProcessing,
     BiologicallyDerivedProductStorage, MedicationAdministration, MedicationAdministrationDosage,
     MedicationAdministrationEffective, MedicationAdministrationMedication, Observation,
-    ObservationComponent, ObservationComponentValue, ObservationEffective, ObservationValue,
-    Procedure, ProcedurePerformed,
+    ObservationEffective, ObservationValue, Procedure, ProcedurePerformed,
 };
 use fhirbolt::model::r4::types::{CodeableConcept, ExtensionValue, Ratio};
 use fhirbolt::model::r4::Resource;
@@ -65,21 +64,11 @@ impl Mapper<'_> {
         let hsct = Procedure {
             meta: meta("engraft-hsct-procedure"),
             extension: vec![
-                extension(
-                    &ext_url("donor-type"),
-                    ExtensionValue::CodeableConcept(Box::new(cc(vec![local(
-                        self.term,
-                        "engraft-donor-type",
-                        t.donor_type.code(),
-                    )]))),
-                ),
-                extension(
-                    &ext_url("stem-cell-source"),
-                    ExtensionValue::CodeableConcept(Box::new(cc(vec![local(
-                        self.term,
-                        "engraft-stem-cell-source",
-                        t.stem_cell_source.code(),
-                    )]))),
+                self.coded_extension("donor-type", "engraft-donor-type", t.donor_type.code()),
+                self.coded_extension(
+                    "stem-cell-source",
+                    "engraft-stem-cell-source",
+                    t.stem_cell_source.code(),
                 ),
                 extension(
                     &ext_url("hsct-product"),
@@ -197,13 +186,10 @@ impl Mapper<'_> {
         }
         let product = BiologicallyDerivedProduct {
             meta: meta("engraft-stem-cell-product"),
-            extension: vec![extension(
-                &ext_url("stem-cell-source"),
-                ExtensionValue::CodeableConcept(Box::new(cc(vec![local(
-                    self.term,
-                    "engraft-stem-cell-source",
-                    t.stem_cell_source.code(),
-                )]))),
+            extension: vec![self.coded_extension(
+                "stem-cell-source",
+                "engraft-stem-cell-source",
+                t.stem_cell_source.code(),
             )],
             identifier: vec![product_item.identifier.clone()],
             product_category: Some(code("cells")),
@@ -278,14 +264,7 @@ impl Mapper<'_> {
                 .map(|e| self.dt(e, || format!("{p}/conditioning/endDate")));
             let mut ext = Vec::new();
             if let Some(int) = &c.intensity {
-                ext.push(extension(
-                    &ext_url("regimen-intensity"),
-                    ExtensionValue::CodeableConcept(Box::new(cc(vec![local(
-                        self.term,
-                        "engraft-intensity",
-                        int,
-                    )]))),
-                ));
+                ext.push(self.coded_extension("regimen-intensity", "engraft-intensity", int));
             }
             let proc = Procedure {
                 meta: meta("engraft-conditioning-procedure"),
@@ -385,17 +364,7 @@ impl Mapper<'_> {
                 let (value, absent, component) = match (rec.status, &rec.date) {
                     (RecoveryStatus::Engrafted, Some(d)) => {
                         let days = d.days_since(&t.infusion_date);
-                        let component = days.map(|v| ObservationComponent {
-                            code: Box::new(cc(vec![local(
-                                self.term,
-                                "engraft-observation",
-                                "day-post-hsct",
-                            )])),
-                            value: Some(ObservationComponentValue::Quantity(Box::new(ucum(
-                                v as f64, "d",
-                            )))),
-                            ..Default::default()
-                        });
+                        let component = days.map(|v| self.day_component(v));
                         (
                             Some(ObservationValue::DateTime(
                                 self.dt(d, || format!("{p}/engraftment/{name}/date")),
