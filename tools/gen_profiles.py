@@ -12,6 +12,7 @@ Codes follow ../shared/domain-sct.md; only codes of confidence H or M are used f
 systems, everything else is a local code of an Engraft CodeSystem.
 """
 import json
+import re
 import os
 import sys
 
@@ -24,6 +25,7 @@ ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 UCUM = "http://unitsofmeasure.org"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 DATE = "2026-11-25"
 DUE_TO = "http://hl7.org/fhir/StructureDefinition/condition-dueTo"
 
@@ -525,6 +527,14 @@ def obs_profile(title, desc, code_vs=None, code_pattern=None, value_types=None, 
         rules.append(dict(path="Observation.code", binding=("required", vs_url(code_vs))))
     if value_types:
         rules.append(dict(path="Observation.value[x]", type=[{"code": t} for t in value_types]))
+    # The day-post-HSCT component: a pattern-discriminated slice of component.
+    rules += [
+        dict(path="Observation.component", slicing={"discriminator": [{"type": "pattern", "path": "code"}], "ordered": False, "rules": "open"}),
+        dict(path="Observation.component", sliceName="dayPostHsct", min=0, max="1"),
+        dict(id="Observation.component:dayPostHsct.code", patternCodeableConcept=cc(cs_url("engraft-observation"), "day-post-hsct")),
+        dict(id="Observation.component:dayPostHsct.value[x]", min=1, type=[{"code": "Quantity"}], constraint=[
+            ("eng-1", "The day after HSCT is a whole number of days in UCUM d", "system = 'http://unitsofmeasure.org' and code = 'd' and value.toString().contains('.').not()")]),
+    ]
     return (title, "Observation", desc, rules + (extra or []))
 
 
@@ -536,9 +546,21 @@ PROFILES = {
         dict(path="Bundle.entry.fullUrl", min=1),
         dict(path="Bundle.entry.resource", min=1),
         dict(path="Bundle.entry.request", min=1),
+        # Exactly one patient and one provenance entry, told apart by the profile they meet.
+        dict(path="Bundle.entry", slicing={"discriminator": [{"type": "profile", "path": "resource"}], "ordered": False, "rules": "open"}),
+        dict(path="Bundle.entry", sliceName="patient", min=1, max="1"),
+        dict(id="Bundle.entry:patient.resource", min=1, type=[{"code": "Patient", "profile": [sd_url("engraft-patient")]}]),
+        dict(path="Bundle.entry", sliceName="provenance", min=1, max="1"),
+        dict(id="Bundle.entry:provenance.resource", min=1, type=[{"code": "Provenance", "profile": [sd_url("engraft-provenance")]}]),
     ]),
     "engraft-patient": ("Engraft SCT patient", "Patient", "The transplant recipient, identified by centre-scoped registry UPN.", [
         dict(path="Patient.identifier", min=1),
+        # The registry UPN: the identifier whose type is RI (a pattern-discriminated slice).
+        dict(path="Patient.identifier", slicing={"discriminator": [{"type": "pattern", "path": "type"}], "ordered": False, "rules": "open"}),
+        dict(path="Patient.identifier", sliceName="upn", min=1, max="1"),
+        dict(id="Patient.identifier:upn.type", min=1, patternCodeableConcept=cc(V2_0203, "RI")),
+        dict(id="Patient.identifier:upn.system", min=1),
+        dict(id="Patient.identifier:upn.value", min=1),
         dict(path="Patient.gender", min=1),
         dict(path="Patient.birthDate", min=1),
         dict(path="Patient.name", max="0"),
@@ -658,7 +680,8 @@ PROFILES = {
         ref("MedicationAdministration.subject", "Patient"),
         ref("MedicationAdministration.partOf", "Procedure", min_=1),
         dict(path="MedicationAdministration.dosage", min=1),
-        dict(path="MedicationAdministration.dosage.dose", min=1),
+        dict(path="MedicationAdministration.dosage.dose", min=1, constraint=[
+            ("eng-2", "A regimen dose is greater than zero", "value > 0")]),
         dict(path="MedicationAdministration.dosage.dose.system", min=1, fixedUri=UCUM),
         dict(path="MedicationAdministration.dosage.dose.code", min=1),
         *ext_slice("MedicationAdministration", "totalDose", "total-dose"),
@@ -683,7 +706,11 @@ PROFILES = {
     "engraft-performance-status": obs_profile("Engraft performance status", "Karnofsky, Lansky or ECOG before HSCT.", code_vs="engraft-performance-code", value_types=["integer"], category="survey"),
     "engraft-lab": obs_profile("Engraft laboratory result", "A laboratory value, normalised to its canonical UCUM unit.", code_vs="engraft-lab-code", value_types=["Quantity"], category="laboratory", extra=[
         dict(path="Observation.value[x]", min=1),
-        dict(path="Observation.valueQuantity.system", min=1, fixedUri=UCUM),
+        # value[x] sliced by type, closed: only a UCUM Quantity.
+        dict(path="Observation.value[x]", slicing={"discriminator": [{"type": "type", "path": "$this"}], "ordered": False, "rules": "closed"}),
+        dict(path="Observation.value[x]", sliceName="valueQuantity", min=0, max="1", type=[{"code": "Quantity"}]),
+        dict(id="Observation.value[x]:valueQuantity.system", min=1, fixedUri=UCUM),
+        dict(id="Observation.value[x]:valueQuantity.code", min=1),
     ]),
     "engraft-body-measurement": obs_profile("Engraft body measurement", "Weight, height or BSA at HSCT.", code_vs="engraft-body-measurement-code", value_types=["Quantity"], category="vital-signs", extra=[
         dict(path="Observation.value[x]", min=1),
@@ -801,13 +828,14 @@ def concept_map(name, title, source_cs, groups):
 
 
 def element(rule, type_name):
-    path = rule["path"]
-    eid = path
+    # A rule names its element by path, path + sliceName, or (inside a slice) by id.
+    eid = rule.get("id") or rule["path"]
+    path = re.sub(r":[^.]+", "", eid)
     if rule.get("sliceName"):
-        eid = f"{path}:{rule['sliceName']}"
+        eid = f"{eid}:{rule['sliceName']}"
     e = {"id": eid, "path": path}
     if rule.get("slicing"):
-        e["slicing"] = {"discriminator": [{"type": "value", "path": "url"}], "ordered": False, "rules": "open"}
+        e["slicing"] = rule["slicing"] if isinstance(rule["slicing"], dict) else {"discriminator": [{"type": "value", "path": "url"}], "ordered": False, "rules": "open"}
         return e
     if rule.get("sliceName"):
         e["sliceName"] = rule["sliceName"]
@@ -824,6 +852,8 @@ def element(rule, type_name):
         e["patternCodeableConcept"] = rule["patternCodeableConcept"]
     if "binding" in rule:
         e["binding"] = {"strength": rule["binding"][0], "valueSet": rule["binding"][1]}
+    if "constraint" in rule:
+        e["constraint"] = [{"key": k, "severity": "error", "human": h, "expression": x, "source": CURRENT_SD[0]} for k, h, x in rule["constraint"]]
     e["mustSupport"] = True
     return e
 
@@ -841,7 +871,11 @@ def merge_elements(rules, type_name):
     return out
 
 
+CURRENT_SD = [None]
+
+
 def profile(name, title, base_type, description, rules):
+    CURRENT_SD[0] = sd_url(name)
     return {
         "resourceType": "StructureDefinition", "id": name, "url": sd_url(name), "version": VERSION,
         "name": "".join(p.capitalize() for p in name.split("-")), "title": title, "status": "active",

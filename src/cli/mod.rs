@@ -4,6 +4,7 @@
 mod convert;
 mod fixtures;
 mod input;
+mod profiles;
 mod validate;
 
 use std::process::ExitCode;
@@ -31,6 +32,11 @@ enum Command {
     Schema {
         #[command(subcommand)]
         what: SchemaKind,
+    },
+    /// Work on the FHIR package in `profiles/`.
+    Profiles {
+        #[command(subcommand)]
+        command: profiles::Command,
     },
     /// Synthetic registry records for tests, load and benchmarks.
     Fixtures {
@@ -68,6 +74,7 @@ pub fn main() -> ExitCode {
             Ok(ExitCode::SUCCESS)
         }
         Command::Fixtures { command } => fixtures::run(command),
+        Command::Profiles { command } => profiles::run(command),
     };
     match result {
         Ok(code) => code,

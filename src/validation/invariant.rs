@@ -324,6 +324,26 @@ fn local_refs(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// Engraft's own invariants, declared as `constraint`s in `profiles/` (with a FHIRPath
+/// expression, for third-party validators) and evaluated here. `None`: no native
+/// implementation (a test keeps every declared key implemented).
+pub fn profile(key: &str, v: &Value) -> Option<bool> {
+    // On a value of the wrong type the expression is empty: the type check reports it.
+    let quantity = v.is_object();
+    Some(match key {
+        // Observation.component:dayPostHsct.value[x]: whole days, UCUM `d`.
+        "eng-1" => {
+            !quantity
+                || v["system"] == "http://unitsofmeasure.org"
+                    && v["code"] == "d"
+                    && v["value"].as_f64().is_some_and(|d| d.fract() == 0.0)
+        }
+        // MedicationAdministration.dosage.dose: a dose is greater than zero.
+        "eng-2" => !quantity || v["value"].as_f64().is_none_or(|d| d > 0.0),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

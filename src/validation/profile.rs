@@ -15,12 +15,13 @@ use serde_json::{Map, Value};
 use crate::fhir::OutcomeIssue;
 use crate::terminology::Terminology;
 
-/// One constraint of a profile, at a dotted element path below the resource.
+/// One constraint of a profile, at a dotted element path below the resource (or, inside a
+/// slice, below the sliced item).
 #[derive(Debug, Clone)]
 struct Rule {
     /// Element id as in the differential (`Observation.extension:dueTo`).
     id: String,
-    /// Path segments below the resource type (`["valueQuantity", "system"]`).
+    /// Path segments (`["valueQuantity", "system"]`).
     path: Vec<String>,
     kind: Kind,
 }
@@ -37,12 +38,43 @@ enum Kind {
     },
     Types(Vec<String>),
     Targets(Vec<String>),
-    /// An extension slice: url and cardinality.
-    ExtensionSlice {
-        url: String,
-        min: u32,
-        max: Option<u32>,
+    /// An Engraft invariant (see `invariant::profile`): key, severity, human text.
+    Invariant {
+        key: String,
+        error: bool,
+        human: String,
     },
+    /// The element at `path` is sliced.
+    Slicing(Slicing),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Discriminator {
+    Value(Vec<String>),
+    Pattern(Vec<String>),
+    /// `None` for `$this`.
+    Type(Option<Vec<String>>),
+    Profile(Option<Vec<String>>),
+    /// `exists` and unknown kinds: every item matches.
+    Other,
+}
+
+#[derive(Debug, Clone)]
+struct Slicing {
+    discriminators: Vec<Discriminator>,
+    closed: bool,
+    slices: Vec<Slice>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slice {
+    id: String,
+    min: u32,
+    max: Option<u32>,
+    /// Declared types (code, profiles) by relative path (`$this` for the slice itself).
+    types: HashMap<String, (Vec<String>, Vec<String>)>,
+    /// Constraints on the items of this slice, relative to the item.
+    rules: Vec<Rule>,
 }
 
 /// A compiled profile.
@@ -97,28 +129,43 @@ impl Profiles {
     }
 }
 
+/// One segment of an element id: `extension:dueTo` is ("extension", Some("dueTo")).
+#[derive(Debug, Clone)]
+struct Seg {
+    name: String,
+    slice: Option<String>,
+}
+
+fn segments(id: &str) -> Vec<Seg> {
+    id.split('.')
+        .skip(1)
+        .map(|s| match s.split_once(':') {
+            Some((n, sl)) => Seg {
+                name: n.to_string(),
+                slice: Some(sl.to_string()),
+            },
+            None => Seg {
+                name: s.to_string(),
+                slice: None,
+            },
+        })
+        .collect()
+}
+
 fn compile(sd: &Value) -> Option<Profile> {
     let url = sd["url"].as_str()?.to_string();
     let resource_type = sd["type"].as_str()?.to_string();
-    let mut rules = Vec::new();
     let mut extension_value = None;
+    let mut elements = Vec::new();
     for el in sd["differential"]["element"].as_array()? {
-        let id = el["id"].as_str()?.to_string();
-        let path_str = el["path"].as_str()?;
-        let path: Vec<String> = path_str.split('.').skip(1).map(str::to_string).collect();
-        if path.is_empty() {
+        let id = el["id"].as_str()?;
+        let segs = segments(id);
+        if segs.is_empty() {
             continue;
         }
         if resource_type == "Extension" {
-            if path == ["value[x]"] {
-                let types = el["type"]
-                    .as_array()
-                    .map(|ts| {
-                        ts.iter()
-                            .filter_map(|t| t["code"].as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+            if id == "Extension.value[x]" {
+                let types = type_codes(el).0;
                 let vs = el["binding"]["valueSet"]
                     .as_str()
                     .filter(|_| el["binding"]["strength"] == "required")
@@ -127,101 +174,205 @@ fn compile(sd: &Value) -> Option<Profile> {
             }
             continue;
         }
-        // Extension slices: counted by url; the slicing entry itself adds nothing.
-        if let Some(slice) = el["sliceName"].as_str() {
-            let _ = slice;
-            if path.last().map(String::as_str) == Some("extension") {
-                let ext_url = el["type"][0]["profile"][0].as_str()?.to_string();
-                let min = el["min"].as_u64().unwrap_or(0) as u32;
-                let max = el["max"].as_str().and_then(|m| m.parse().ok());
-                rules.push(Rule {
-                    id,
-                    path,
-                    kind: Kind::ExtensionSlice {
-                        url: ext_url,
-                        min,
-                        max,
-                    },
-                });
-            }
-            continue;
-        }
-        if let Some(min) = el["min"].as_u64() {
-            rules.push(Rule {
-                id: id.clone(),
-                path: path.clone(),
-                kind: Kind::Min(min as u32),
-            });
-        }
-        if let Some(max) = el["max"].as_str().and_then(|m| m.parse::<u32>().ok()) {
-            rules.push(Rule {
-                id: id.clone(),
-                path: path.clone(),
-                kind: Kind::Max(max),
-            });
-        }
-        if let Some(obj) = el.as_object() {
-            for (k, v) in obj {
-                if k.starts_with("fixed") {
-                    rules.push(Rule {
-                        id: id.clone(),
-                        path: path.clone(),
-                        kind: Kind::Fixed(v.clone()),
-                    });
-                } else if k.starts_with("pattern") {
-                    rules.push(Rule {
-                        id: id.clone(),
-                        path: path.clone(),
-                        kind: Kind::Pattern(v.clone()),
-                    });
-                }
-            }
-        }
-        if let (Some(strength), Some(vs)) = (
-            el["binding"]["strength"].as_str(),
-            el["binding"]["valueSet"].as_str(),
-        ) {
-            rules.push(Rule {
-                id: id.clone(),
-                path: path.clone(),
-                kind: Kind::Binding {
-                    required: strength == "required",
-                    value_set: vs.to_string(),
-                },
-            });
-        }
-        if let Some(types) = el["type"].as_array() {
-            let codes: Vec<String> = types
-                .iter()
-                .filter_map(|t| t["code"].as_str().map(str::to_string))
-                .collect();
-            if path.last().is_some_and(|p| p.ends_with("[x]")) {
-                rules.push(Rule {
-                    id: id.clone(),
-                    path: path.clone(),
-                    kind: Kind::Types(codes.clone()),
-                });
-            }
-            let targets: Vec<String> = types
-                .iter()
-                .flat_map(|t| t["targetProfile"].as_array().into_iter().flatten())
-                .filter_map(|p| p.as_str()?.rsplit('/').next().map(str::to_string))
-                .collect();
-            if !targets.is_empty() {
-                rules.push(Rule {
-                    id,
-                    path,
-                    kind: Kind::Targets(targets),
-                });
-            }
-        }
+        elements.push((id.to_string(), segs, el));
     }
     Some(Profile {
         url,
         resource_type,
-        rules,
+        rules: compile_rules(&elements),
         extension_value,
     })
+}
+
+/// (type codes, profiles) of an element's `type`.
+fn type_codes(el: &Value) -> (Vec<String>, Vec<String>) {
+    let types = el["type"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let codes = types
+        .iter()
+        .filter_map(|t| t["code"].as_str().map(str::to_string))
+        .collect();
+    let profiles = types
+        .iter()
+        .flat_map(|t| t["profile"].as_array().into_iter().flatten())
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    (codes, profiles)
+}
+
+type Element<'a> = (String, Vec<Seg>, &'a Value);
+
+/// Compiles differential elements (ids already split, relative to the resource or to a slice
+/// item) into rules. Elements inside a slice are compiled recursively into that slice.
+fn compile_rules(elements: &[Element<'_>]) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    // Slicings in order of appearance: (sliced path, slicing element, [(slice name, element,
+    // children)]).
+    type Group<'a> = (
+        Vec<String>,
+        Option<&'a Value>,
+        Vec<(String, Option<Element<'a>>, Vec<Element<'a>>)>,
+    );
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let group_of = |groups: &mut Vec<Group<'_>>, path: &[String]| -> usize {
+        match groups.iter().position(|g| g.0 == path) {
+            Some(i) => i,
+            None => {
+                groups.push((path.to_vec(), None, Vec::new()));
+                groups.len() - 1
+            }
+        }
+    };
+    for (id, segs, el) in elements {
+        let names: Vec<String> = segs.iter().map(|s| s.name.clone()).collect();
+        match segs.iter().position(|s| s.slice.is_some()) {
+            None => {
+                if el.get("slicing").is_some() {
+                    let g = group_of(&mut groups, &names);
+                    groups[g].1 = Some(el);
+                }
+                plain_rules(id, &names, el, &mut rules);
+            }
+            Some(k) => {
+                let slice = segs[k].slice.clone().unwrap_or_default();
+                let g = group_of(&mut groups, &names[..=k]);
+                let slices = &mut groups[g].2;
+                let at = match slices.iter().position(|s| s.0 == slice) {
+                    Some(i) => i,
+                    None => {
+                        slices.push((slice.clone(), None, Vec::new()));
+                        slices.len() - 1
+                    }
+                };
+                if k + 1 == segs.len() {
+                    slices[at].1 = Some((id.clone(), Vec::new(), *el));
+                } else {
+                    slices[at].2.push((id.clone(), segs[k + 1..].to_vec(), *el));
+                }
+            }
+        }
+    }
+    for (path, slicing_el, slices) in groups {
+        let is_extension = path
+            .last()
+            .is_some_and(|l| l == "extension" || l == "modifierExtension");
+        let (discriminators, closed) = match slicing_el {
+            Some(el) => (
+                el["slicing"]["discriminator"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(discriminator)
+                    .collect(),
+                el["slicing"]["rules"] == "closed",
+            ),
+            // Extensions are sliced by url in base R4.
+            None if is_extension => (vec![Discriminator::Value(vec!["url".into()])], false),
+            None => (vec![Discriminator::Other], false),
+        };
+        let slices = slices
+            .into_iter()
+            .map(|(_, own, children)| {
+                let mut slice = Slice::default();
+                if let Some((id, _, el)) = own {
+                    slice.id = id;
+                    slice.min = el["min"].as_u64().unwrap_or(0) as u32;
+                    slice.max = el["max"].as_str().and_then(|m| m.parse().ok());
+                    slice.types.insert("$this".into(), type_codes(el));
+                }
+                for (_, segs, el) in &children {
+                    if el.get("type").is_some() {
+                        let rel: Vec<&str> = segs.iter().map(|s| s.name.as_str()).collect();
+                        slice.types.insert(rel.join("."), type_codes(el));
+                    }
+                }
+                slice.rules = compile_rules(&children);
+                slice
+            })
+            .collect();
+        rules.push(Rule {
+            id: path.join("."),
+            path,
+            kind: Kind::Slicing(Slicing {
+                discriminators,
+                closed,
+                slices,
+            }),
+        });
+    }
+    rules
+}
+
+fn discriminator(d: &Value) -> Discriminator {
+    let path = d["path"].as_str().unwrap_or("$this");
+    let segs = || path.split('.').map(str::to_string).collect::<Vec<_>>();
+    let at = || (path != "$this").then(segs);
+    match d["type"].as_str() {
+        Some("value") => Discriminator::Value(segs()),
+        Some("pattern") => Discriminator::Pattern(segs()),
+        Some("type") => Discriminator::Type(at()),
+        Some("profile") => Discriminator::Profile(at()),
+        _ => Discriminator::Other,
+    }
+}
+
+/// The non-slicing rules of one element: cardinality, fixed/pattern, binding, types, targets.
+fn plain_rules(id: &str, path: &[String], el: &Value, rules: &mut Vec<Rule>) {
+    let mut push = |kind| {
+        rules.push(Rule {
+            id: id.to_string(),
+            path: path.to_vec(),
+            kind,
+        })
+    };
+    if let Some(min) = el["min"].as_u64() {
+        push(Kind::Min(min as u32));
+    }
+    if let Some(max) = el["max"].as_str().and_then(|m| m.parse::<u32>().ok()) {
+        push(Kind::Max(max));
+    }
+    if let Some(obj) = el.as_object() {
+        for (k, v) in obj {
+            if k.starts_with("fixed") {
+                push(Kind::Fixed(v.clone()));
+            } else if k.starts_with("pattern") {
+                push(Kind::Pattern(v.clone()));
+            }
+        }
+    }
+    if let (Some(strength), Some(vs)) = (
+        el["binding"]["strength"].as_str(),
+        el["binding"]["valueSet"].as_str(),
+    ) {
+        push(Kind::Binding {
+            required: strength == "required",
+            value_set: vs.to_string(),
+        });
+    }
+    for c in el["constraint"].as_array().into_iter().flatten() {
+        if let Some(key) = c["key"].as_str() {
+            push(Kind::Invariant {
+                key: key.to_string(),
+                error: c["severity"] != "warning",
+                human: c["human"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+    }
+    if el["type"].is_array() {
+        let (codes, _) = type_codes(el);
+        if path.last().is_some_and(|p| p.ends_with("[x]")) {
+            push(Kind::Types(codes));
+        }
+        let targets: Vec<String> = el["type"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t["targetProfile"].as_array().into_iter().flatten())
+            .filter_map(|p| p.as_str()?.rsplit('/').next().map(str::to_string))
+            .collect();
+        if !targets.is_empty() {
+            push(Kind::Targets(targets));
+        }
+    }
 }
 
 /// A value found at a path, with its FHIRPath.
@@ -313,194 +464,381 @@ pub fn validate(
     root: &str,
     resolve: &Resolver<'_>,
 ) -> Vec<OutcomeIssue> {
+    let name = profile.url.rsplit('/').next().unwrap_or(&profile.url);
+    let ctx = Ctx {
+        profiles,
+        term,
+        resolve,
+        name,
+    };
     let mut issues = Vec::new();
-    let mut issue =
-        |severity: &'static str, code: &'static str, detail: &str, expr: String, msg: String| {
-            issues.push(OutcomeIssue {
-                severity,
-                code,
-                detail: detail.to_string(),
-                diagnostics: msg,
-                expression: expr,
-                location: None,
-            });
-        };
-    let name = profile
-        .url
-        .rsplit('/')
-        .next()
-        .unwrap_or(&profile.url)
-        .to_string();
-    for rule in &profile.rules {
-        let (nodes, parents) = select(resource, root, &rule.path);
-        let leaf = rule.path.last().map(String::as_str).unwrap_or("");
-        match &rule.kind {
-            Kind::Min(min) => {
-                for p in &parents {
-                    let Some(obj) = p.value.as_object() else {
-                        continue;
-                    };
-                    let n = children(obj, leaf, &p.expr).len() as u32;
-                    if n < *min {
-                        issue(
-                            "error",
-                            "required",
-                            "profile-cardinality",
-                            format!("{}.{}", p.expr, leaf.trim_end_matches("[x]")),
-                            format!(
-                                "{} requires at least {min} (profile {name}, element {}).",
-                                rule.id, rule.id
-                            ),
-                        );
-                    }
-                }
-            }
-            Kind::Max(max) => {
-                for p in &parents {
-                    let Some(obj) = p.value.as_object() else {
-                        continue;
-                    };
-                    let n = children(obj, leaf, &p.expr).len() as u32;
-                    if n > *max {
-                        issue(
-                            "error",
-                            "structure",
-                            "profile-cardinality",
-                            format!("{}.{}", p.expr, leaf.trim_end_matches("[x]")),
-                            format!("{} allows at most {max} (profile {name}).", rule.id),
-                        );
-                    }
-                }
-            }
-            Kind::Fixed(f) => {
-                for n in &nodes {
-                    if n.value != f {
-                        issue(
-                            "error",
-                            "value",
-                            "profile-fixed",
-                            n.expr.clone(),
-                            format!("{} must have the fixed value of profile {name}.", rule.id),
-                        );
-                    }
-                }
-            }
-            Kind::Pattern(pat) => {
-                for n in &nodes {
-                    if !matches_pattern(n.value, pat) {
-                        issue(
-                            "error",
-                            "value",
-                            "profile-pattern",
-                            n.expr.clone(),
-                            format!("{} does not match the pattern of profile {name}.", rule.id),
-                        );
-                    }
-                }
-            }
-            Kind::Binding {
-                required,
-                value_set,
-            } => {
-                for n in &nodes {
-                    if !in_value_set(term, value_set, n.value) {
-                        let (sev, detail) = if *required {
-                            ("error", "profile-binding")
-                        } else {
-                            ("warning", "profile-binding-extensible")
+    ctx.apply(&profile.rules, resource, root, &mut issues);
+    extensions(profiles, term, resource, root, &mut issues);
+    issues
+}
+
+/// Whether `resource` conforms to `profile` (profile rules only; base R4 is checked apart).
+fn conforms(ctx: &Ctx<'_, '_>, profile: &Profile, resource: &Value, root: &str) -> bool {
+    resource["resourceType"] == profile.resource_type.as_str()
+        && !validate(ctx.profiles, ctx.term, profile, resource, root, ctx.resolve)
+            .iter()
+            .any(|i| i.severity == "error")
+}
+
+fn issue(
+    issues: &mut Vec<OutcomeIssue>,
+    severity: &'static str,
+    code: &'static str,
+    detail: &str,
+    expression: String,
+    diagnostics: String,
+) {
+    issues.push(OutcomeIssue {
+        severity,
+        code,
+        detail: detail.to_string(),
+        diagnostics,
+        expression,
+        location: None,
+    });
+}
+
+struct Ctx<'a, 'r> {
+    profiles: &'a Profiles,
+    term: &'a Terminology,
+    resolve: &'a Resolver<'r>,
+    /// The profile's short name, for messages.
+    name: &'a str,
+}
+
+impl Ctx<'_, '_> {
+    /// Applies `rules` to `value` (a resource, or a slice item), whose FHIRPath is `root`.
+    fn apply(&self, rules: &[Rule], value: &Value, root: &str, issues: &mut Vec<OutcomeIssue>) {
+        let name = self.name;
+        for rule in rules {
+            let (nodes, parents) = select(value, root, &rule.path);
+            let leaf = rule.path.last().map(String::as_str).unwrap_or("");
+            match &rule.kind {
+                Kind::Min(min) => {
+                    for p in &parents {
+                        let Some(obj) = p.value.as_object() else {
+                            continue;
                         };
-                        issue(
-                            sev,
-                            "code-invalid",
-                            detail,
-                            n.expr.clone(),
-                            format!(
-                                "{} is not in ValueSet {value_set} (profile {name}).",
-                                rule.id
-                            ),
-                        );
-                    }
-                }
-            }
-            Kind::Types(types) => {
-                for p in &parents {
-                    let Some(obj) = p.value.as_object() else {
-                        continue;
-                    };
-                    let base = leaf.trim_end_matches("[x]");
-                    for k in obj.keys().filter(|k| {
-                        k.len() > base.len()
-                            && k.starts_with(base)
-                            && k.as_bytes()[base.len()].is_ascii_uppercase()
-                    }) {
-                        let t = &k[base.len()..];
-                        if !types.iter().any(|allowed| allowed.eq_ignore_ascii_case(t)) {
+                        let n = children(obj, leaf, &p.expr).len() as u32;
+                        if n < *min {
                             issue(
+                                issues,
                                 "error",
-                                "structure",
-                                "profile-type",
-                                format!("{}.{k}", p.expr),
+                                "required",
+                                "profile-cardinality",
+                                format!("{}.{}", p.expr, leaf.trim_end_matches("[x]")),
                                 format!(
-                                    "{} allows only {} (profile {name}).",
-                                    rule.id,
-                                    types.join(", ")
+                                    "{} requires at least {min} (profile {name}, element {}).",
+                                    rule.id, rule.id
                                 ),
                             );
                         }
                     }
                 }
-            }
-            Kind::Targets(targets) => {
-                for n in &nodes {
-                    let Some(r) = n.value.get("reference").and_then(Value::as_str) else {
-                        continue;
-                    };
-                    let Some(t) = resolve(r) else { continue };
-                    if !targets.iter().any(|x| x == t || x == "Resource") {
-                        issue(
-                            "error",
-                            "structure",
-                            "profile-target",
-                            format!("{}.reference", n.expr),
-                            format!(
-                                "{} must refer to {} (profile {name}).",
-                                rule.id,
-                                targets.join(" or ")
-                            ),
-                        );
+                Kind::Max(max) => {
+                    for p in &parents {
+                        let Some(obj) = p.value.as_object() else {
+                            continue;
+                        };
+                        let n = children(obj, leaf, &p.expr).len() as u32;
+                        if n > *max {
+                            issue(
+                                issues,
+                                "error",
+                                "structure",
+                                "profile-cardinality",
+                                format!("{}.{}", p.expr, leaf.trim_end_matches("[x]")),
+                                format!("{} allows at most {max} (profile {name}).", rule.id),
+                            );
+                        }
                     }
                 }
-            }
-            Kind::ExtensionSlice { url, min, max } => {
-                for p in &parents {
-                    let Some(obj) = p.value.as_object() else {
-                        continue;
-                    };
-                    let count = obj
-                        .get("extension")
-                        .and_then(Value::as_array)
-                        .map(|es| es.iter().filter(|e| e["url"] == url.as_str()).count())
-                        .unwrap_or(0) as u32;
-                    if count < *min || max.is_some_and(|m| count > m) {
-                        issue(
-                            "error",
-                            "structure",
-                            "profile-slice",
-                            format!("{}.extension", p.expr),
-                            format!(
-                                "Slice {} needs {}..{} extensions {url} (profile {name}).",
-                                rule.id,
-                                min,
-                                max.map(|m| m.to_string()).unwrap_or("*".into())
-                            ),
-                        );
+                Kind::Fixed(f) => {
+                    for n in &nodes {
+                        if n.value != f {
+                            issue(
+                                issues,
+                                "error",
+                                "value",
+                                "profile-fixed",
+                                n.expr.clone(),
+                                format!("{} must have the fixed value of profile {name}.", rule.id),
+                            );
+                        }
+                    }
+                }
+                Kind::Pattern(pat) => {
+                    for n in &nodes {
+                        if !matches_pattern(n.value, pat) {
+                            issue(
+                                issues,
+                                "error",
+                                "value",
+                                "profile-pattern",
+                                n.expr.clone(),
+                                format!(
+                                    "{} does not match the pattern of profile {name}.",
+                                    rule.id
+                                ),
+                            );
+                        }
+                    }
+                }
+                Kind::Binding {
+                    required,
+                    value_set,
+                } => {
+                    for n in &nodes {
+                        if !in_value_set(self.term, value_set, n.value) {
+                            let (sev, detail) = if *required {
+                                ("error", "profile-binding")
+                            } else {
+                                ("warning", "profile-binding-extensible")
+                            };
+                            issue(
+                                issues,
+                                sev,
+                                "code-invalid",
+                                detail,
+                                n.expr.clone(),
+                                format!(
+                                    "{} is not in ValueSet {value_set} (profile {name}).",
+                                    rule.id
+                                ),
+                            );
+                        }
+                    }
+                }
+                Kind::Types(types) => {
+                    for p in &parents {
+                        let Some(obj) = p.value.as_object() else {
+                            continue;
+                        };
+                        let base = leaf.trim_end_matches("[x]");
+                        for k in obj.keys().filter(|k| {
+                            k.len() > base.len()
+                                && k.starts_with(base)
+                                && k.as_bytes()[base.len()].is_ascii_uppercase()
+                        }) {
+                            let t = &k[base.len()..];
+                            if !types.iter().any(|allowed| allowed.eq_ignore_ascii_case(t)) {
+                                issue(
+                                    issues,
+                                    "error",
+                                    "structure",
+                                    "profile-type",
+                                    format!("{}.{k}", p.expr),
+                                    format!(
+                                        "{} allows only {} (profile {name}).",
+                                        rule.id,
+                                        types.join(", ")
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+                Kind::Targets(targets) => {
+                    for n in &nodes {
+                        let Some(r) = n.value.get("reference").and_then(Value::as_str) else {
+                            continue;
+                        };
+                        let Some(t) = (self.resolve)(r) else { continue };
+                        if !targets.iter().any(|x| x == t || x == "Resource") {
+                            issue(
+                                issues,
+                                "error",
+                                "structure",
+                                "profile-target",
+                                format!("{}.reference", n.expr),
+                                format!(
+                                    "{} must refer to {} (profile {name}).",
+                                    rule.id,
+                                    targets.join(" or ")
+                                ),
+                            );
+                        }
+                    }
+                }
+                Kind::Invariant { key, error, human } => {
+                    for n in &nodes {
+                        if super::invariant::profile(key, n.value) == Some(false) {
+                            issue(
+                                issues,
+                                if *error { "error" } else { "warning" },
+                                "invariant",
+                                key,
+                                n.expr.clone(),
+                                format!("{human} ({key}, profile {name})."),
+                            );
+                        }
+                    }
+                }
+                Kind::Slicing(slicing) => {
+                    for p in &parents {
+                        if let Some(obj) = p.value.as_object() {
+                            let items = children(obj, leaf, &p.expr);
+                            self.slicing(slicing, &items, &p.expr, leaf, issues);
+                        }
                     }
                 }
             }
         }
     }
-    extensions(profiles, term, resource, root, &mut issues);
-    issues
+
+    /// Sorts the items of one sliced element into slices, then checks closed rules, each
+    /// slice's cardinality and the constraints of each item's slice.
+    fn slicing(
+        &self,
+        slicing: &Slicing,
+        items: &[Node<'_>],
+        parent: &str,
+        leaf: &str,
+        issues: &mut Vec<OutcomeIssue>,
+    ) {
+        let name = self.name;
+        let mut counts = vec![0u32; slicing.slices.len()];
+        for item in items {
+            match slicing
+                .slices
+                .iter()
+                .position(|s| self.in_slice(item, s, &slicing.discriminators))
+            {
+                Some(i) => {
+                    counts[i] += 1;
+                    self.apply(&slicing.slices[i].rules, item.value, &item.expr, issues);
+                }
+                None if slicing.closed => issue(
+                    issues,
+                    "error",
+                    "structure",
+                    "profile-slice-closed",
+                    item.expr.clone(),
+                    format!("The slicing of {leaf} is closed and this item is in none of its slices (profile {name})."),
+                ),
+                None => {}
+            }
+        }
+        for (slice, n) in slicing.slices.iter().zip(counts) {
+            if n < slice.min || slice.max.is_some_and(|m| n > m) {
+                issue(
+                    issues,
+                    "error",
+                    "structure",
+                    "profile-slice",
+                    format!("{parent}.{}", leaf.trim_end_matches("[x]")),
+                    format!(
+                        "Slice {} needs {}..{} items, found {n} (profile {name}).",
+                        slice.id,
+                        slice.min,
+                        slice.max.map(|m| m.to_string()).unwrap_or("*".into())
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Whether `item` belongs to `slice` under every discriminator.
+    fn in_slice(&self, item: &Node<'_>, slice: &Slice, discriminators: &[Discriminator]) -> bool {
+        discriminators.iter().all(|d| match d {
+            Discriminator::Value(path) | Discriminator::Pattern(path) => {
+                let Some(expected) = slice_value(slice, path) else {
+                    return false;
+                };
+                let (nodes, _) = select(item.value, &item.expr, path);
+                nodes.iter().any(|n| match &expected {
+                    Expected::Exact(v) => n.value == v,
+                    Expected::Pattern(p) => matches_pattern(n.value, p),
+                })
+            }
+            Discriminator::Type(path) => {
+                let key = path.as_ref().map(|p| p.join(".")).unwrap_or("$this".into());
+                let Some((codes, _)) = slice.types.get(&key) else {
+                    return false;
+                };
+                self.at(item, path.as_deref()).iter().any(|(n, k)| {
+                    let actual = n.value["resourceType"].as_str().or_else(|| choice_type(k));
+                    actual.is_some_and(|t| codes.iter().any(|c| c.eq_ignore_ascii_case(t)))
+                })
+            }
+            Discriminator::Profile(path) => {
+                let key = path.as_ref().map(|p| p.join(".")).unwrap_or("$this".into());
+                let Some((_, urls)) = slice.types.get(&key) else {
+                    return false;
+                };
+                self.at(item, path.as_deref()).iter().any(|(n, _)| {
+                    urls.iter().any(|u| {
+                        self.profiles
+                            .get(u)
+                            .is_some_and(|p| conforms(self, p, n.value, &n.expr))
+                    })
+                })
+            }
+            Discriminator::Other => true,
+        })
+    }
+
+    /// The nodes at `path` below `item` (the item itself for `$this`), with their JSON keys.
+    fn at<'v>(&self, item: &Node<'v>, path: Option<&[String]>) -> Vec<(Node<'v>, String)> {
+        let key_of = |expr: &str| {
+            let last = expr.rsplit('.').next().unwrap_or("");
+            last.split('[').next().unwrap_or("").to_string()
+        };
+        match path {
+            None => vec![(
+                Node {
+                    value: item.value,
+                    expr: item.expr.clone(),
+                },
+                key_of(&item.expr),
+            )],
+            Some(p) => select(item.value, &item.expr, p)
+                .0
+                .into_iter()
+                .map(|n| {
+                    let k = key_of(&n.expr);
+                    (n, k)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The type named by a choice element's key (`valueQuantity` is `Quantity`).
+fn choice_type(key: &str) -> Option<&str> {
+    let at = key.find(|c: char| c.is_ascii_uppercase())?;
+    Some(&key[at..])
+}
+
+enum Expected {
+    Exact(Value),
+    Pattern(Value),
+}
+
+/// The value a slice fixes at `path`: a fixed[x] or pattern[x] of its element there, or for
+/// an extension slice (`url`), the canonical URL of its extension definition.
+fn slice_value(slice: &Slice, path: &[String]) -> Option<Expected> {
+    for r in &slice.rules {
+        if r.path == path {
+            match &r.kind {
+                Kind::Fixed(v) => return Some(Expected::Exact(v.clone())),
+                Kind::Pattern(v) => return Some(Expected::Pattern(v.clone())),
+                _ => {}
+            }
+        }
+    }
+    if path == ["url"] {
+        let (_, profiles) = slice.types.get("$this")?;
+        return profiles
+            .first()
+            .map(|u| Expected::Exact(Value::String(u.clone())));
+    }
+    None
 }
 
 /// Engraft's own extensions anywhere in the resource: value type and required binding.
@@ -641,6 +979,30 @@ mod tests {
             .unwrap();
         assert_eq!(obs.resource_type, "Observation");
         assert!(!obs.rules.is_empty());
+    }
+
+    #[test]
+    fn every_declared_invariant_has_an_implementation() {
+        fn walk(rules: &[Rule], keys: &mut Vec<String>) {
+            for r in rules {
+                match &r.kind {
+                    Kind::Invariant { key, .. } => keys.push(key.clone()),
+                    Kind::Slicing(s) => s.slices.iter().for_each(|s| walk(&s.rules, keys)),
+                    _ => {}
+                }
+            }
+        }
+        let mut keys = Vec::new();
+        for p in Profiles::bundled().by_url.values() {
+            walk(&p.rules, &mut keys);
+        }
+        assert!(keys.contains(&"eng-1".to_string()) && keys.contains(&"eng-2".to_string()));
+        for k in keys {
+            assert!(
+                super::super::invariant::profile(&k, &Value::Null).is_some(),
+                "{k} is declared but not implemented"
+            );
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::helpers::*;
 
-fn engraft(args: &[&str]) -> Output {
+pub(crate) fn engraft(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_engraft"))
         .args(args)
         .current_dir(root())
@@ -16,7 +16,7 @@ fn engraft(args: &[&str]) -> Output {
         .expect("engraft runs")
 }
 
-fn code(o: &Output) -> i32 {
+pub(crate) fn code(o: &Output) -> i32 {
     o.status.code().expect("exited normally")
 }
 

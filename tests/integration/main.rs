@@ -6,4 +6,5 @@ mod golden;
 mod helpers;
 mod invalid;
 mod robustness;
+mod snapshots;
 mod validation;

@@ -6,3 +6,5 @@ include!(concat!(env!("OUT_DIR"), "/bundled_profiles.rs"));
 pub fn bundled_files() -> impl Iterator<Item = (&'static str, &'static str)> {
     BUNDLED.iter().copied()
 }
+
+pub mod snapshot;
