@@ -272,6 +272,196 @@ case("regimen-dose-zero", mut("engraft-medication-administration", setp(["dosage
 case("unknown-engraft-profile", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-nothing"])), ("profile-unknown", "Observation.meta.profile"))
 case("profile-of-another-type", mut("engraft-lab", setp(["meta", "profile"], [BASE + "engraft-patient"])), ("profile-type", "Observation"))
 
+# 16. One failing example for every kind of constraint every profile uses. The hand-made cases
+# above cover some; for each (profile, kind) still uncovered, a generic defect is made from the
+# first golden resource of that profile. Kinds: profile-cardinality, -fixed, -pattern, -binding,
+# -type, -target, -slice, -slice-closed and Engraft invariants (eng-N).
+PROFILES_DIR = os.path.join(ROOT, "..", "profiles")
+GOLDENS = [json.load(open(os.path.join(ROOT, "bundles", f))) for f in sorted(os.listdir(os.path.join(ROOT, "bundles")))]
+FIXED_OTHER = {"Observation.status": "amended", "Procedure.status": "in-progress", "MedicationAdministration.status": "in-progress",
+               "Encounter.status": "in-progress", "BiologicallyDerivedProduct.productCategory": "tissue"}
+DAY = {"code": {"coding": [{"system": "https://engraft.dev/fhir/CodeSystem/engraft-observation", "code": "day-post-hsct"}]},
+       "valueQuantity": {"value": 30, "unit": "d", "system": "http://unitsofmeasure.org", "code": "d"}}
+OTHER_TYPES = [("Boolean", True), ("Period", {"start": "2020-01-01"}), ("DateTime", "2020-01-01"), ("String", "x"), ("Reference", {"reference": "Medication/example"})]
+
+
+def profile_kinds(sd):
+    """(kind, differential element) pairs, first element per kind."""
+    out = {}
+    for el in sd["differential"]["element"]:
+        if el["id"] == sd["type"]:
+            continue
+        kinds = []
+        if "min" in el or "max" in el:
+            kinds.append("profile-slice" if "sliceName" in el else "profile-cardinality")
+        kinds += ["profile-fixed" for k in el if k.startswith("fixed")]
+        # A pattern inside a slice is its discriminator: an item that misses it is simply not
+        # in the slice, so it has no failing example of its own.
+        kinds += ["profile-pattern" for k in el if k.startswith("pattern") and ":" not in el["id"]]
+        if el.get("binding", {}).get("strength") == "required":
+            kinds.append("profile-binding")
+        if el["id"].endswith("[x]") and "type" in el:
+            kinds.append("profile-type")
+        if any("targetProfile" in t for t in el.get("type", [])):
+            kinds.append("profile-target")
+        kinds += [c["key"] for c in el.get("constraint", [])]
+        if el.get("slicing", {}).get("rules") == "closed":
+            kinds.append("profile-slice-closed")
+        for k in kinds:
+            out.setdefault(k, []).append(el)
+    return out
+
+
+def covered():
+    cov = set()
+    for name, (r, issues) in cases.items():
+        for code, expr in issues:
+            cov.add((r.get("meta", {}).get("profile", [None])[0], code))
+            if expr.startswith("Bundle.entry["):
+                i = int(expr[len("Bundle.entry["):].split("]")[0])
+                cov.add((r["entry"][i]["resource"]["meta"]["profile"][0], code))
+    return cov
+
+
+def golden_of(url):
+    for b in GOLDENS:
+        for i, e in enumerate(b["entry"]):
+            if e["resource"]["meta"]["profile"][0] == url:
+                return b, i
+    raise KeyError(url)
+
+
+def top(el):
+    """The top-level element name of a differential element, or None if it is nested/sliced."""
+    parts = el["id"].split(".")
+    return parts[1] if len(parts) == 2 and ":" not in el["id"] else None
+
+
+def keys_of(r, name):
+    if name.endswith("[x]"):
+        base = name[:-3]
+        return [k for k in r if k.startswith(base) and len(k) > len(base) and k[len(base)].isupper()]
+    return [name] if name in r else []
+
+
+def expr_of(t, r, key):
+    return f"{t}.{key}[0]" if isinstance(r[key], list) else f"{t}.{key}"
+
+
+def mini_bundle(b, i):
+    """Entry i of golden bundle b with the patient, consent, what it refers to (transitively)
+    and a Provenance over exactly those entries."""
+    by_url = {e["fullUrl"]: k for k, e in enumerate(b["entry"])}
+    keep = {0, i} | {k for k, e in enumerate(b["entry"]) if e["resource"]["resourceType"] == "Consent"}
+    todo = [i]
+    while todo:
+        text = json.dumps(b["entry"][todo.pop()]["resource"])
+        for url, k in by_url.items():
+            if k not in keep and url in text and b["entry"][k]["resource"]["resourceType"] != "Provenance":
+                keep.add(k)
+                todo.append(k)
+    order = sorted(keep)
+    nb = copy.deepcopy({**b, "entry": [b["entry"][k] for k in order]})
+    prov = copy.deepcopy(b["entry"][-1])
+    kept = {e["fullUrl"] for e in nb["entry"]}
+    prov["resource"]["target"] = [t for t in prov["resource"]["target"] if t["reference"] in kept]
+    nb["entry"].append(prov)
+    return nb, order.index(i)
+
+
+def generic(sd, kind, els):
+    t, url = sd["type"], sd["url"]
+    b, i = golden_of(url)
+    r = copy.deepcopy(b["entry"][i]["resource"])
+    if kind == "profile-cardinality":
+        for el in els:
+            name = top(el)
+            if name and el.get("min", 0) >= 1 and keys_of(r, name) and el["id"] not in ("Observation.status",):
+                base = next(e for e in sd["snapshot"]["element"] if e["id"] == el["id"])
+                if base["base"]["min"] == 0:
+                    for k in keys_of(r, name):
+                        del r[k]
+                    return r, [("profile-cardinality", f"{t}.{name.replace('[x]', '')}")]
+    if kind == "profile-fixed":
+        for el in els:
+            if el["id"] in FIXED_OTHER and top(el) in r:
+                r[top(el)] = FIXED_OTHER[el["id"]]
+                return r, [("profile-fixed", f"{t}.{top(el)}")]
+    if kind in ("profile-pattern", "profile-binding"):
+        for el in els:
+            name = top(el)
+            for k in keys_of(r, name) if name else []:
+                v = r[k][0] if isinstance(r[k], list) else r[k]
+                if isinstance(v, dict) and "coding" in v:
+                    v["coding"][0]["code"] = "not-" + kind.split("-")[1]
+                    v.pop("text", None)
+                    return r, [(kind, expr_of(t, r, k))]
+    if kind == "profile-type":
+        for el in els:
+            if el["id"] == "Observation.component:dayPostHsct.value[x]":
+                day = {"code": copy.deepcopy(DAY["code"]), "valueInteger": 30}
+                r["component"] = [c for c in r.get("component", []) if c["code"]["coding"][0]["code"] != "day-post-hsct"] + [day]
+                return r, [("profile-type", f"Observation.component[{len(r['component']) - 1}].valueInteger")]
+        for el in els:
+            name = top(el)
+            if not name or not keys_of(r, name):
+                continue
+            allowed = {x["code"].lower() for x in el["type"]}
+            base = next(e for e in sd["snapshot"]["element"] if e["id"] == el["id"])
+            base_types = {x["code"].lower() for x in base["base"].get("type", [])} or None
+            base_el_types = {x["code"].lower() for x in next(e for e in json.load(open(os.path.join(ROOT, "..", "definitions", "r4-snapshots.json")))[t] if e["id"] == el["id"])["type"]}
+            for tn, v in OTHER_TYPES:
+                if tn.lower() not in allowed and tn.lower() in base_el_types:
+                    for k in keys_of(r, name):
+                        del r[k]
+                    key = name[:-3] + tn
+                    r[key] = v
+                    return r, [("profile-type", f"{t}.{key}")]
+    if kind == "profile-target":
+        for el in els:
+            name = top(el)
+            if name and name in r:
+                nb, j = mini_bundle(b, i)
+                res_ = nb["entry"][j]["resource"]
+                ref = res_[name][0] if isinstance(res_[name], list) else res_[name]
+                consent = next(e["fullUrl"] for e in nb["entry"] if e["resource"]["resourceType"] == "Consent")
+                ref["reference"] = consent
+                return nb, [("profile-target", f"Bundle.entry[{j}].resource.{name}{'[0]' if isinstance(res_[name], list) else ''}.reference")]
+    if kind == "profile-slice":
+        for el in els:
+            if el["id"] == "Observation.component:dayPostHsct":
+                r.setdefault("component", [])
+                have = sum(1 for c in r["component"] if c["code"]["coding"][0]["code"] == "day-post-hsct")
+                r["component"] += [copy.deepcopy(DAY) for _ in range(2 - have)]
+                return r, [("profile-slice", "Observation.component")]
+            if el["id"].startswith(f"{t}.extension:") and el.get("max") == "1":
+                ext_url = el["type"][0]["profile"][0]
+                for gb in GOLDENS:
+                    for e in gb["entry"]:
+                        g = e["resource"]
+                        found = [x for x in g.get("extension", []) if x["url"] == ext_url]
+                        if g["meta"]["profile"][0] == url and found:
+                            r = copy.deepcopy(g)
+                            r["extension"].append(copy.deepcopy(found[0]))
+                            return r, [("profile-slice", f"{t}.extension")]
+    if kind == "eng-1":
+        day = copy.deepcopy(DAY)
+        day["valueQuantity"]["value"] = 30.5
+        r["component"] = [c for c in r.get("component", []) if c["code"]["coding"][0]["code"] != "day-post-hsct"] + [day]
+        return r, [("eng-1", f"Observation.component[{len(r['component']) - 1}].valueQuantity")]
+    raise SystemExit(f"no generic defect for {url} {kind}")
+
+
+have = covered()
+for fn in sorted(os.listdir(PROFILES_DIR)):
+    if not fn.startswith("StructureDefinition-engraft-"):
+        continue
+    sd = json.load(open(os.path.join(PROFILES_DIR, fn)))
+    for kind, els in sorted(profile_kinds(sd).items()):
+        if (sd["url"], kind) not in have:
+            resource, expected = generic(sd, kind, els)
+            case(f"auto-{sd['id'][len('engraft-'):]}-{kind.replace('profile-', '')}", resource, *expected)
+
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):
     os.remove(os.path.join(OUT, f))

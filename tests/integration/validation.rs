@@ -118,28 +118,94 @@ fn every_profile_has_passing_and_failing_examples() {
             urls
         })
         .collect();
-    let failing: HashSet<String> = files("invalid/fhir", "json")
-        .iter()
-        .filter(|p| !p.ends_with("expected.json"))
-        .filter_map(|p| {
-            read_json(p)["meta"]["profile"][0]
-                .as_str()
-                .map(str::to_string)
-        })
-        .collect();
-    let profiles: Vec<String> = engraft::profiles::bundled_files()
+    // (profile, issue code) pairs the invalid cases exhibit, crediting a Bundle entry's issue to
+    // the entry's profile.
+    let expected = read_json(&fixtures("invalid/fhir").join("expected.json"));
+    let mut failing: HashSet<(String, String)> = HashSet::new();
+    for (name, issues) in expected.as_object().unwrap() {
+        let r = read_json(&fixtures("invalid/fhir").join(format!("{name}.json")));
+        for i in issues.as_array().unwrap() {
+            let (code, expr) = (i[0].as_str().unwrap(), i[1].as_str().unwrap());
+            if let Some(p) = r["meta"]["profile"][0].as_str() {
+                failing.insert((p.to_string(), code.to_string()));
+            }
+            if let Some(rest) = expr.strip_prefix("Bundle.entry[") {
+                let n: usize = rest.split(']').next().unwrap().parse().unwrap();
+                if let Some(p) = r["entry"][n]["resource"]["meta"]["profile"][0].as_str() {
+                    failing.insert((p.to_string(), code.to_string()));
+                }
+            }
+        }
+    }
+    let profiles: Vec<Value> = engraft::profiles::bundled_files()
         .filter_map(|(_, t)| {
             let v: Value = serde_json::from_str(t).ok()?;
-            (v["resourceType"] == "StructureDefinition" && v["type"] != "Extension")
-                .then(|| v["url"].as_str().unwrap().to_string())
+            (v["resourceType"] == "StructureDefinition" && v["type"] != "Extension").then_some(v)
         })
         .collect();
     assert_eq!(profiles.len(), 28);
-    for p in &profiles {
-        assert!(passing.contains(p), "{p}: no golden bundle uses it");
-        assert!(
-            failing.contains(p),
-            "{p}: no failing example in fixtures/invalid/fhir"
-        );
+    let mut missing = Vec::new();
+    for sd in &profiles {
+        let url = sd["url"].as_str().unwrap();
+        assert!(passing.contains(url), "{url}: no golden bundle uses it");
+        for kind in constraint_kinds(sd) {
+            if !failing.contains(&(url.to_string(), kind.clone())) {
+                missing.push(format!("{url} {kind}"));
+            }
+        }
     }
+    assert!(
+        missing.is_empty(),
+        "constraint kinds without a failing example in fixtures/invalid/fhir: {missing:#?}"
+    );
+}
+
+/// The issue codes a profile's differential can produce: one per kind of constraint it uses.
+fn constraint_kinds(sd: &Value) -> std::collections::BTreeSet<String> {
+    let mut kinds = std::collections::BTreeSet::new();
+    for el in sd["differential"]["element"].as_array().unwrap() {
+        let id = el["id"].as_str().unwrap();
+        if id == sd["type"] {
+            continue;
+        }
+        let o = el.as_object().unwrap();
+        if o.contains_key("min") || o.contains_key("max") {
+            kinds.insert(
+                if o.contains_key("sliceName") {
+                    "profile-slice"
+                } else {
+                    "profile-cardinality"
+                }
+                .to_string(),
+            );
+        }
+        if o.keys().any(|k| k.starts_with("fixed")) {
+            kinds.insert("profile-fixed".into());
+        }
+        // A pattern inside a slice is its discriminator: it sorts items, it cannot fail.
+        if o.keys().any(|k| k.starts_with("pattern")) && !id.contains(':') {
+            kinds.insert("profile-pattern".into());
+        }
+        if el["binding"]["strength"] == "required" {
+            kinds.insert("profile-binding".into());
+        }
+        if id.ends_with("[x]") && o.contains_key("type") {
+            kinds.insert("profile-type".into());
+        }
+        if el["type"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t.get("targetProfile").is_some())
+        {
+            kinds.insert("profile-target".into());
+        }
+        for c in el["constraint"].as_array().into_iter().flatten() {
+            kinds.insert(c["key"].as_str().unwrap().to_string());
+        }
+        if el["slicing"]["rules"] == "closed" {
+            kinds.insert("profile-slice-closed".into());
+        }
+    }
+    kinds
 }
