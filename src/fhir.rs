@@ -64,7 +64,11 @@ pub fn operation_outcome(issues: &[OutcomeIssue]) -> OperationOutcome {
                 .iter()
                 .map(|l| FhirString::from(l.clone()))
                 .collect(),
-            expression: vec![FhirString::from(i.expression.clone())],
+            // An empty string is not a valid FHIR string: no expression rather than "".
+            expression: (!i.expression.is_empty())
+                .then(|| FhirString::from(i.expression.clone()))
+                .into_iter()
+                .collect(),
             ..Default::default()
         })
         .collect();

@@ -7,6 +7,7 @@
 //! are pure: no IO below `cli`.
 
 pub mod cli;
+pub mod config;
 pub mod convert;
 pub mod fhir;
 pub mod fixtures;
@@ -14,6 +15,7 @@ pub mod json;
 pub mod mapping;
 pub mod profiles;
 pub mod record;
+pub mod server;
 pub mod terminology;
 pub mod validation;
 

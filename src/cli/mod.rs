@@ -5,6 +5,7 @@ mod convert;
 mod fixtures;
 mod input;
 mod profiles;
+mod serve;
 mod validate;
 
 use std::process::ExitCode;
@@ -26,6 +27,13 @@ struct Cli {
 enum Command {
     /// Convert registry records (JSON, NDJSON or CSV) to FHIR R4 transaction Bundles.
     Convert(convert::Args),
+    /// Run the gateway's HTTP server.
+    Serve(serve::ServeArgs),
+    /// Work with the server configuration.
+    Config {
+        #[command(subcommand)]
+        command: serve::ConfigCommand,
+    },
     /// Validate FHIR resources and Bundles against base R4 and Engraft's profiles.
     Validate(validate::Args),
     /// Print a schema.
@@ -75,6 +83,8 @@ pub fn main() -> ExitCode {
         }
         Command::Fixtures { command } => fixtures::run(command),
         Command::Profiles { command } => profiles::run(command),
+        Command::Serve(a) => serve::run_serve(a),
+        Command::Config { command } => serve::run_config(command),
     };
     match result {
         Ok(code) => code,

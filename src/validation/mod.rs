@@ -4,15 +4,15 @@
 //!   cardinality at every level, JSON types, primitive formats ([`primitive`]) and required
 //!   bindings to enumerable ValueSets.
 //! - [`profile`]: Engraft's profiles in `profiles/` (`meta.profile`, or one named by the
-//!   caller): cardinality, fixed and pattern values, bindings, narrowed types, extension
-//!   slices, extension values, reference targets.
+//!   caller): cardinality, fixed and pattern values, bindings, narrowed types, slicing
+//!   (value, pattern, type and profile discriminators), extension values, reference targets,
+//!   and Engraft's own invariants (`eng-N`).
 //! - [`invariant`]: the base R4 FHIRPath invariants of the types Engraft emits, written
 //!   natively (ele-1, ext-1, per-1, qty-3, rat-1, ref-1, dom-2..5, obs-6/7, con-3/4/5,
 //!   ppc-1..5, mad-1, pat-1).
 //! - [`bundle`]: Bundle rules (bdl-1..5, 7, 8) and reference resolution inside a Bundle.
 //!
 //! Every issue carries a FHIRPath location; validation never stops at the first issue.
-//! Invariants of Engraft's own profiles would need a FHIRPath engine; the profiles define none.
 
 pub mod base;
 pub mod bundle;

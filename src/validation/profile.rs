@@ -3,10 +3,12 @@
 //! validation (which covers everything the differential does not change).
 //!
 //! Supported constraint kinds: cardinality (min/max) at any depth, fixed[x], pattern[x],
-//! bindings (required: error; extensible/preferred: warning), narrowed choice types,
-//! extension slices by url (per-slice cardinality; open slicing), the value type and binding
-//! of Engraft's extensions, and reference target types (`targetProfile`) for references
-//! resolved inside a Bundle.
+//! bindings (required: error; extensible/preferred: warning), narrowed choice types, slicing
+//! (value, pattern, type and profile discriminators; open and closed rules; per-slice
+//! cardinality; the constraints of each slice's items), the value type and binding of
+//! Engraft's extensions, Engraft's invariants (`constraint` keys evaluated by
+//! [`super::invariant::profile`]) and reference target types (`targetProfile`) for references
+//! resolved inside a Bundle. Not checked: `ordered` slicing and `exists` discriminators.
 
 use std::collections::HashMap;
 

@@ -6,5 +6,6 @@ mod golden;
 mod helpers;
 mod invalid;
 mod robustness;
+mod server;
 mod snapshots;
 mod validation;

@@ -1,0 +1,194 @@
+//! The FHIR operations that need no store: `metadata`, `$validate` and `$convert`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::error::{outcome_response, ApiError};
+use super::negotiate::{fhir_json, fhir_value, format, json_body, query_param};
+use super::AppState;
+use crate::convert::Outcome;
+use crate::fhir::OutcomeIssue;
+
+/// `GET /fhir/metadata`: what this server does, and nothing it does not.
+pub async fn metadata(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let f = format(&req)?;
+    Ok(fhir_value(StatusCode::OK, &state.capability_statement, f))
+}
+
+/// The CapabilityStatement, built once at start.
+pub fn capability_statement(started: &str) -> Value {
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": started,
+        "publisher": "Engraft",
+        "kind": "instance",
+        "software": {"name": "Engraft", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Engraft FHIR R4 gateway for autoimmune HSCT registries"},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "application/json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Stateless operations. Resources, search and history arrive with the store.",
+            "operation": [
+                {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
+                {"name": "convert", "definition": "https://engraft.dev/fhir/OperationDefinition/convert"}
+            ]
+        }]
+    })
+}
+
+/// `POST /fhir/$validate` and `POST /fhir/{type}/$validate`: a raw resource, or Parameters
+/// with a `resource` (and optionally a `profile`). Always 200 with an OperationOutcome when the
+/// request could be read; the outcome says whether the resource is valid.
+pub async fn validate(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+    path: Option<web::Path<String>>,
+) -> Result<HttpResponse, ApiError> {
+    format(&req)?;
+    let v = json_body(&req, &body)?;
+    let (resource, profile) = if v["resourceType"] == "Parameters" {
+        let params = v["parameter"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let resource = params
+            .iter()
+            .find(|p| p["name"] == "resource")
+            .and_then(|p| p.get("resource"))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "required",
+                    "parameters",
+                    "Parameters has no parameter named resource holding a resource.",
+                )
+            })?;
+        let profile = params
+            .iter()
+            .find(|p| p["name"] == "profile")
+            .and_then(|p| {
+                ["valueUri", "valueCanonical", "valueString"]
+                    .iter()
+                    .find_map(|k| p[*k].as_str())
+                    .map(str::to_string)
+            });
+        (resource, profile)
+    } else {
+        (v, query_param(&req, "profile"))
+    };
+    let Some(rt) = resource["resourceType"].as_str().map(str::to_string) else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "structure",
+            "resource-type",
+            "The body is not a FHIR resource (no resourceType).",
+        ));
+    };
+    if let Some(t) = path {
+        let t = t.into_inner();
+        if !state.validator.definitions.is_resource_or_type(&t)
+            || !t.starts_with(char::is_uppercase)
+        {
+            return Err(ApiError::not_found("Unknown resource type in the URL."));
+        }
+        if t != rt {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "resource-type",
+                "The resource's resourceType does not match the type in the URL.",
+            ));
+        }
+    }
+    let issues = state.validator.validate(&resource, profile.as_deref());
+    let invalid = issues
+        .iter()
+        .any(|i| i.severity == "error" || i.severity == "fatal");
+    state
+        .metrics
+        .validations
+        .with_label_values(&[if invalid { "invalid" } else { "valid" }])
+        .inc();
+    let issues = if issues.is_empty() {
+        vec![OutcomeIssue {
+            severity: "information",
+            code: "informational",
+            detail: "valid".into(),
+            diagnostics: "No issues: valid against base R4 and the declared profiles.".into(),
+            expression: rt,
+            location: None,
+        }]
+    } else {
+        issues
+    };
+    Ok(outcome_response(StatusCode::OK, &issues))
+}
+
+/// `POST /fhir/$convert`: a registry record (JSON) in, its transaction Bundle out, validated
+/// against base R4 and the profiles; nothing is stored. A record that fails its checks gets
+/// 422 with every issue.
+pub async fn convert(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let f = format(&req)?;
+    let v = json_body(&req, &body)?;
+    if !v.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "structure",
+            "record",
+            "$convert takes one registry record (a JSON object).",
+        ));
+    }
+    let state = state.clone();
+    // Conversion is CPU work (about 2 ms validated): keep it off the async workers.
+    let outcome = web::block(move || {
+        state
+            .converter
+            .convert_value(v, &crate::convert::now_instant())
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    match outcome {
+        Outcome::Converted(c) => {
+            state_metric(&req, "converted");
+            Ok(fhir_json(StatusCode::OK, c.bundle, f))
+        }
+        Outcome::Rejected(r) => {
+            if r.issues.iter().any(|i| i.code == "exception") {
+                tracing::error!(record = ?r.record_id, "conversion failed internally");
+                state_metric(&req, "failed");
+                return Err(ApiError::internal());
+            }
+            state_metric(&req, "rejected");
+            let status = if has_errors_outcome(&r.issues) {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            Err(ApiError::issues(status, r.issues))
+        }
+    }
+}
+
+fn has_errors_outcome(issues: &[OutcomeIssue]) -> bool {
+    issues
+        .iter()
+        .any(|i| i.severity == "error" || i.severity == "fatal")
+}
+
+fn state_metric(req: &HttpRequest, outcome: &str) {
+    if let Some(state) = req.app_data::<web::Data<AppState>>() {
+        state.metrics.records.with_label_values(&[outcome]).inc();
+    }
+}

@@ -1,0 +1,200 @@
+//! `engraft serve`: the HTTP edge. Handlers parse, call the pure cores (conversion,
+//! validation) and answer; every error is an OperationOutcome (see [`error`]).
+//!
+//! - [`routes`]: the route table and the SMART scope each route will require;
+//! - [`fhir_ops`]: `metadata`, `$validate`, `$convert`;
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`;
+//! - [`negotiate`]: media types, `_format`, `_pretty`;
+//! - [`metrics`]: Prometheus counters and histograms.
+
+pub mod error;
+pub mod fhir_ops;
+pub mod metrics;
+pub mod negotiate;
+pub mod ops;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{Server, Service, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::convert::Converter;
+use crate::validation::Validator;
+use error::outcome_response;
+use metrics::Metrics;
+
+/// What every handler shares. Read-only after start.
+pub struct AppState {
+    pub validator: Validator,
+    pub converter: Converter,
+    pub metrics: Metrics,
+    pub capability_statement: Value,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    pub fn new(config: &Config) -> AppState {
+        AppState {
+            validator: Validator::bundled(),
+            converter: Converter {
+                validate: true,
+                pretty: false,
+                ..Converter::default()
+            },
+            metrics: Metrics::new(),
+            capability_statement: fhir_ops::capability_statement(&crate::convert::now_instant()),
+            max_body_bytes: config.server.max_body_bytes,
+        }
+    }
+}
+
+/// Registers every route of [`routes::ROUTES`]. A known path with another method gets 405.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(|| async { HttpResponse::MethodNotAllowed().finish() });
+    cfg.service(
+        web::resource("/healthz")
+            .route(web::get().to(ops::healthz))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/readyz")
+            .route(web::get().to(ops::readyz))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(ops::metrics))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/fhir/metadata")
+            .route(web::get().to(fhir_ops::metadata))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/fhir/$validate")
+            .route(web::post().to(|req, body, state| fhir_ops::validate(req, body, state, None)))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/fhir/$convert")
+            .route(web::post().to(fhir_ops::convert))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/fhir/{type}/$validate")
+            .route(web::post().to(|req, body, state, path: web::Path<String>| {
+                fhir_ops::validate(req, body, state, Some(path))
+            }))
+            .default_service(not_allowed()),
+    );
+}
+
+/// Turns any error answer that is not already an OperationOutcome (routing 404, 405, payload
+/// 413, extractor 400...) into one, so no client ever gets an empty or HTML error.
+fn ensure_outcome(res: ServiceResponse, max_body: usize) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    let is_outcome = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/fhir+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_outcome {
+        return res.map_into_boxed_body();
+    }
+    let (code, detail, msg) = match status {
+        StatusCode::NOT_FOUND => ("not-found", "not-found", "No such route.".to_string()),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "not-supported",
+            "method",
+            "This route does not take that method.".to_string(),
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "too-costly",
+            "too-large",
+            format!("The body is larger than the limit of {max_body} bytes."),
+        ),
+        s if s.is_server_error() => (
+            "exception",
+            "internal",
+            "The server could not complete the request; it has been logged.".to_string(),
+        ),
+        _ => (
+            "invalid",
+            "request",
+            "The request could not be read.".to_string(),
+        ),
+    };
+    let issue = crate::fhir::OutcomeIssue {
+        severity: if status.is_server_error() {
+            "fatal"
+        } else {
+            "error"
+        },
+        code,
+        detail: detail.into(),
+        diagnostics: msg,
+        expression: String::new(),
+        location: None,
+    };
+    let response = outcome_response(status, &[issue]);
+    res.into_response(response)
+}
+
+/// Binds and starts the server; returns it (await it to run) and the bound address.
+pub fn start(config: &Config) -> anyhow::Result<(Server, SocketAddr)> {
+    let state = web::Data::new(AppState::new(config));
+    let max_body = config.server.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        let state = state.clone();
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let method = req.method().to_string();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let metrics = state.metrics.clone();
+                let fut = srv.call(req);
+                async move {
+                    let res = ensure_outcome(fut.await?, max_body);
+                    let status = res.status().as_u16().to_string();
+                    let elapsed = started.elapsed();
+                    metrics
+                        .requests
+                        .with_label_values(&[&route, &method, &status])
+                        .inc();
+                    metrics
+                        .latency
+                        .with_label_values(&[&route, &method])
+                        .observe(elapsed.as_secs_f64());
+                    tracing::info!(
+                        method = %method,
+                        route = %route,
+                        status = %status,
+                        ms = elapsed.as_secs_f64() * 1000.0,
+                        "request"
+                    );
+                    Ok(res)
+                }
+            })
+            .configure(configure)
+            .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+    })
+    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    if config.server.workers > 0 {
+        server = server.workers(config.server.workers);
+    }
+    let server = server.bind(&config.server.bind)?;
+    let addr = *server
+        .addrs()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("bound to no address"))?;
+    Ok((server.run(), addr))
+}

@@ -1,0 +1,65 @@
+//! The route table: every route with the SMART scope it will require once OAuth is enforced
+//! (`None`: open, for health checks, metrics scraping and the CapabilityStatement). Scopes use
+//! SMART v1 system scopes, as backend services request them.
+
+/// One route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub scope: Option<&'static str>,
+    pub summary: &'static str,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/healthz",
+        scope: None,
+        summary: "The process is up.",
+    },
+    Route {
+        method: "GET",
+        path: "/readyz",
+        scope: None,
+        summary: "Definitions, profiles and terminology are loaded.",
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        scope: None,
+        summary: "Prometheus metrics.",
+    },
+    Route {
+        method: "GET",
+        path: "/fhir/metadata",
+        scope: None,
+        summary: "The CapabilityStatement.",
+    },
+    Route {
+        method: "POST",
+        path: "/fhir/$validate",
+        scope: Some("system/*.read"),
+        summary: "Validate a resource or Bundle (raw, or in Parameters).",
+    },
+    Route {
+        method: "POST",
+        path: "/fhir/{type}/$validate",
+        scope: Some("system/*.read"),
+        summary: "Validate a resource of {type}.",
+    },
+    Route {
+        method: "POST",
+        path: "/fhir/$convert",
+        scope: Some("system/*.read"),
+        summary: "A registry record in, its transaction Bundle out; nothing stored.",
+    },
+];
+
+/// The scope `method path` (a route pattern) requires; `None` if open or unknown.
+pub fn scope_of(method: &str, pattern: &str) -> Option<&'static str> {
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && r.path == pattern)
+        .and_then(|r| r.scope)
+}

@@ -1,0 +1,465 @@
+//! `engraft serve` as a user runs it: the real binary on a random port, real HTTP. Every route
+//! is sent malformed bodies, wrong media types, oversize payloads and wrong methods, and each
+//! answer must be the right status with an OperationOutcome that is itself valid FHIR.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use engraft::validation::Validator;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{fixtures, read_json, root};
+
+/// A running `engraft serve` child, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
+        cmd.arg("serve")
+            .current_dir(root())
+            .env("ENGRAFT__SERVER__BIND", "127.0.0.1:0")
+            .env("ENGRAFT__SERVER__WORKERS", "2")
+            .env("ENGRAFT__LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("engraft serve starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("engraft listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Server { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Asserts an answer is `status` with a valid OperationOutcome; returns its issue codes
+/// (Engraft's detail codes).
+async fn outcome(res: reqwest::Response, status: StatusCode) -> Vec<String> {
+    assert_eq!(res.status(), status, "{}", res.url());
+    let ct = res.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("application/fhir+json"), "{ct}");
+    let body: Value = res.json().await.expect("an OperationOutcome body");
+    assert_eq!(body["resourceType"], "OperationOutcome");
+    let issues = Validator::bundled().validate(&body, None);
+    assert!(
+        issues.is_empty(),
+        "the OperationOutcome is invalid: {issues:?}"
+    );
+    body["issue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["details"]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn record_text() -> String {
+    std::fs::read_to_string(fixtures("records").join("ms-rrms-auto-beam-atg.json")).unwrap()
+}
+
+#[tokio::test]
+async fn health_readiness_and_a_truthful_capability_statement() {
+    let s = Server::start(&[]);
+    let c = reqwest::Client::new();
+    let h = c.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), 200);
+    let r: Value = c
+        .get(s.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "ready");
+    assert_eq!(r["profiles"], 37);
+    let m = c.get(s.url("/fhir/metadata")).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    let cs: Value = m.json().await.unwrap();
+    assert_eq!(cs["resourceType"], "CapabilityStatement");
+    assert_eq!(cs["fhirVersion"], "4.0.1");
+    assert!(Validator::bundled().validate(&cs, None).is_empty());
+    let ops: Vec<&str> = cs["rest"][0]["operation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["validate", "convert"]);
+    // No resource is claimed until the store serves one.
+    assert!(cs["rest"][0].get("resource").is_none());
+}
+
+#[tokio::test]
+async fn convert_answers_a_valid_bundle_or_every_issue_of_the_record() {
+    let s = Server::start(&[]);
+    let c = reqwest::Client::new();
+    let res = c
+        .post(s.url("/fhir/$convert"))
+        .header("content-type", "application/json")
+        .body(record_text())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut bundle: Value = res.json().await.unwrap();
+    assert!(Validator::bundled().validate(&bundle, None).is_empty());
+    let mut golden = read_json(&fixtures("bundles").join("ms-rrms-auto-beam-atg.json"));
+    // The same resources as the golden bundle, but for the conversion instant.
+    for b in [&mut bundle, &mut golden] {
+        let last = b["entry"].as_array().unwrap().len() - 1;
+        let prov = b["entry"][last]["resource"].as_object_mut().unwrap();
+        assert!(prov.remove("recorded").is_some());
+    }
+    assert!(
+        bundle["entry"] == golden["entry"],
+        "differs from the golden bundle"
+    );
+    assert!(Validator::bundled().validate(&bundle, None).is_empty());
+
+    // _pretty indents; the content is the same.
+    let pretty = c
+        .post(s.url("/fhir/$convert?_pretty=true"))
+        .header("content-type", "application/fhir+json")
+        .body(record_text())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(pretty.starts_with("{\n  \"resourceType\": \"Bundle\""));
+
+    // A record that fails its checks: 422 with exactly its expected issues.
+    let bad =
+        std::fs::read_to_string(fixtures("invalid").join("alive-with-death-date.json")).unwrap();
+    let expected = read_json(&fixtures("invalid").join("alive-with-death-date.expected.json"));
+    let res = c
+        .post(s.url("/fhir/$convert"))
+        .header("content-type", "application/json")
+        .body(bad)
+        .send()
+        .await
+        .unwrap();
+    let codes = outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let want: Vec<String> = expected["issues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes, want);
+}
+
+#[tokio::test]
+async fn validate_takes_raw_resources_and_parameters() {
+    let s = Server::start(&[]);
+    let c = reqwest::Client::new();
+    let golden =
+        std::fs::read_to_string(fixtures("bundles").join("ms-rrms-auto-beam-atg.json")).unwrap();
+    let res = c
+        .post(s.url("/fhir/$validate"))
+        .header("content-type", "application/fhir+json")
+        .body(golden)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::OK).await, ["valid"]);
+
+    let lab = read_json(&fixtures("invalid/fhir").join("lab-value-string.json"));
+    let res = c
+        .post(s.url("/fhir/Observation/$validate"))
+        .header("content-type", "application/fhir+json")
+        .body(lab.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut codes = outcome(res, StatusCode::OK).await;
+    codes.sort();
+    assert_eq!(codes, ["profile-slice-closed", "profile-type"]);
+
+    // Parameters with a profile the resource does not declare.
+    let mut obs = read_json(&fixtures("invalid/fhir").join("lab-without-value.json"));
+    obs.as_object_mut().unwrap().remove("meta");
+    let params = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": obs},
+        {"name": "profile", "valueCanonical": "https://engraft.dev/fhir/StructureDefinition/engraft-lab"}
+    ]});
+    let res = c
+        .post(s.url("/fhir/$validate"))
+        .header("content-type", "application/json")
+        .body(params.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::OK).await, ["profile-cardinality"]);
+
+    // The type in the URL must be the resource's, and a known one.
+    let res = c
+        .post(s.url("/fhir/Patient/$validate"))
+        .header("content-type", "application/fhir+json")
+        .body(lab.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(res, StatusCode::BAD_REQUEST).await,
+        ["resource-type"]
+    );
+    let res = c
+        .post(s.url("/fhir/Spaceship/$validate"))
+        .header("content-type", "application/fhir+json")
+        .body(lab.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::NOT_FOUND).await, ["not-found"]);
+    let res = c
+        .post(s.url("/fhir/$validate"))
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType": "Parameters", "parameter": []}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::BAD_REQUEST).await, ["parameters"]);
+}
+
+#[tokio::test]
+async fn every_route_answers_bad_requests_with_the_right_operation_outcome() {
+    let s = Server::start(&[("ENGRAFT__SERVER__MAX_BODY_BYTES", "65536")]);
+    let c = reqwest::Client::new();
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let dup = r#"{"resourceType": "Patient", "resourceType": "Patient"}"#.to_string();
+    let huge = format!(
+        "{{\"resourceType\": \"Patient\", \"id\": \"{}\"}}",
+        "a".repeat(100_000)
+    );
+    for route in [
+        "/fhir/$validate",
+        "/fhir/Patient/$validate",
+        "/fhir/$convert",
+    ] {
+        let post = |ct: &str, body: String| {
+            c.post(s.url(route))
+                .header("content-type", ct)
+                .body(body)
+                .send()
+        };
+        let cases: Vec<(&str, String, StatusCode, &str)> = vec![
+            (
+                "text/plain",
+                "{}".into(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+            ),
+            (
+                "application/xml",
+                "<Patient/>".into(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "media-type",
+            ),
+            (
+                "application/fhir+json",
+                "".into(),
+                StatusCode::BAD_REQUEST,
+                "empty-body",
+            ),
+            (
+                "application/fhir+json",
+                "{\"resourceType\": ".into(),
+                StatusCode::BAD_REQUEST,
+                "json",
+            ),
+            (
+                "application/fhir+json",
+                "not json".into(),
+                StatusCode::BAD_REQUEST,
+                "json",
+            ),
+            (
+                "application/fhir+json",
+                deep.clone(),
+                StatusCode::BAD_REQUEST,
+                "json",
+            ),
+            (
+                "application/fhir+json",
+                dup.clone(),
+                StatusCode::BAD_REQUEST,
+                "json",
+            ),
+            (
+                "application/fhir+json",
+                huge.clone(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+            ),
+        ];
+        for (ct, body, status, code) in cases {
+            let res = post(ct, body).await.unwrap();
+            assert_eq!(outcome(res, status).await, [code], "{route} {ct} {status}");
+        }
+        // GET on a POST route.
+        let res = c.get(s.url(route)).send().await.unwrap();
+        assert_eq!(
+            outcome(res, StatusCode::METHOD_NOT_ALLOWED).await,
+            ["method"]
+        );
+        // Only JSON answers exist.
+        let res = c
+            .post(s.url(&format!("{route}?_format=xml")))
+            .header("content-type", "application/fhir+json")
+            .body(record_text())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(outcome(res, StatusCode::NOT_ACCEPTABLE).await, ["format"]);
+    }
+    for route in ["/healthz", "/readyz", "/metrics", "/fhir/metadata"] {
+        let res = c.delete(s.url(route)).send().await.unwrap();
+        assert_eq!(
+            outcome(res, StatusCode::METHOD_NOT_ALLOWED).await,
+            ["method"],
+            "{route}"
+        );
+    }
+    for path in [
+        "/",
+        "/fhir",
+        "/fhir/Patient/1/$everything",
+        "/%00",
+        "/fhir/$convert/x",
+    ] {
+        let res = c.get(s.url(path)).send().await.unwrap();
+        assert_eq!(
+            outcome(res, StatusCode::NOT_FOUND).await,
+            ["not-found"],
+            "{path}"
+        );
+    }
+    let res = c
+        .get(s.url("/fhir/metadata"))
+        .header("accept", "application/fhir+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::NOT_ACCEPTABLE).await, ["format"]);
+    // A $convert body that is JSON but not a record object.
+    let res = c
+        .post(s.url("/fhir/$convert"))
+        .header("content-type", "application/json")
+        .body("[1, 2]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::BAD_REQUEST).await, ["record"]);
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_status_and_records_by_outcome() {
+    let s = Server::start(&[]);
+    let c = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = c
+            .post(s.url("/fhir/$convert"))
+            .header("content-type", "application/json")
+            .body(record_text())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let _ = c.get(s.url("/nowhere")).send().await.unwrap();
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"engraft_http_requests_total{method="POST",route="/fhir/$convert",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(text
+        .contains(r#"engraft_http_requests_total{method="GET",route="unmatched",status="404"} 1"#));
+    assert!(text.contains(r#"engraft_records_total{outcome="converted"} 3"#));
+    assert!(text.contains(
+        r#"engraft_http_request_duration_seconds_bucket{method="POST",route="/fhir/$convert",le="#
+    ));
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let mut s = Server::start(&[
+        ("ENGRAFT__LOG__LEVEL", "info"),
+        ("ENGRAFT__LOG__FORMAT", "json"),
+    ]);
+    let c = reqwest::Client::new();
+    assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    let pid = s.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(s.child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let last: Value = serde_json::from_str(err.lines().last().unwrap()).expect("json log lines");
+    assert_eq!(last["fields"]["message"], "stopped");
+}
+
+#[test]
+fn config_check_names_every_problem() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_engraft"))
+        .args(["config", "check", "--config", "engraft.example.toml"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("bind = \"127.0.0.1:8080\""));
+    let bad = Command::new(env!("CARGO_BIN_EXE_engraft"))
+        .args(["config", "check"])
+        .current_dir(root())
+        .env("ENGRAFT__SERVER__BIND", "nowhere")
+        .env("ENGRAFT__LOG__FORMAT", "yaml")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("config error: server.bind: "), "{err}");
+    assert!(err.contains("config error: log.format: "), "{err}");
+}
