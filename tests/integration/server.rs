@@ -143,7 +143,6 @@ async fn convert_answers_a_valid_bundle_or_every_issue_of_the_record() {
         bundle["entry"] == golden["entry"],
         "differs from the golden bundle"
     );
-    assert!(Validator::bundled().validate(&bundle, None).is_empty());
 
     // _pretty indents; the content is the same.
     let pretty = c
