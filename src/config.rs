@@ -13,7 +13,23 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
+    pub store: StoreConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite://FILE` (created, WAL, migrated at start) or `postgres://user@host/db`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://engraft.db".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +43,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_timeout_secs: u64,
+    /// Most records one POST /registry/records may carry (more: 413).
+    pub max_batch: usize,
+    /// Largest `_count` a search may ask for (more: 400).
+    pub max_count: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +65,8 @@ impl Default for ServerConfig {
             workers: 0,
             max_body_bytes: 8 * 1024 * 1024,
             shutdown_timeout_secs: 30,
+            max_batch: 1000,
+            max_count: 1000,
         }
     }
 }
@@ -162,6 +184,21 @@ impl Config {
             out.push(ConfigError::Invalid {
                 key: "server.workers",
                 message: "must be 0 (one per core) to 256".into(),
+            });
+        }
+        if !(self.store.url.starts_with("sqlite://")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
+            out.push(ConfigError::Invalid {
+                key: "store.url",
+                message: "expected sqlite://FILE or postgres://...".into(),
+            });
+        }
+        if self.server.max_batch == 0 || self.server.max_count == 0 {
+            out.push(ConfigError::Invalid {
+                key: "server.max_batch/max_count",
+                message: "must be at least 1".into(),
             });
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

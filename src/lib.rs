@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod profiles;
 pub mod record;
 pub mod server;
+pub mod store;
 pub mod terminology;
 pub mod validation;
 

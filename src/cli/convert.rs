@@ -13,7 +13,7 @@ use super::input::{expand, Format, Input};
 use crate::convert::{now_instant, rejected, Converter, Outcome};
 use crate::fhir;
 use crate::record::{self, csv as record_csv};
-use crate::terminology::{cs, Terminology};
+use crate::terminology::Terminology;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -188,12 +188,7 @@ fn now_is_instant(s: &str) -> bool {
 
 /// Scale codes, which name follow-up columns in CSV.
 pub fn scale_codes() -> Vec<String> {
-    let mut v: Vec<String> = Terminology::bundled()
-        .code_system(&cs("engraft-scale"))
-        .map(|c| c.concepts.keys().cloned().collect())
-        .unwrap_or_default();
-    v.sort();
-    v
+    record_csv::scale_codes(Terminology::bundled())
 }
 
 fn open(input: &Input) -> anyhow::Result<Box<dyn BufRead>> {

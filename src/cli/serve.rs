@@ -55,7 +55,7 @@ pub fn run_serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (server, addr) = crate::server::start(&config)?;
+        let (server, addr) = crate::server::start(&config).await?;
         // One line on stdout for scripts and tests that bind port 0.
         println!("engraft listening on http://{addr}");
         tracing::info!(%addr, "listening");

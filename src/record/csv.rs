@@ -111,6 +111,16 @@ const FOLLOWUP_FIELDS: &[&str] = &[
     "progression_date",
 ];
 
+/// The disease score codes a CSV may carry as `<code>` columns (sorted).
+pub fn scale_codes(term: &crate::terminology::Terminology) -> Vec<String> {
+    let mut v: Vec<String> = term
+        .code_system(&crate::terminology::cs("engraft-scale"))
+        .map(|c| c.concepts.keys().cloned().collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// A record read from CSV, with the cell each record field came from.
 #[derive(Debug)]
 pub struct CsvRecord {

@@ -33,7 +33,24 @@ pub fn capability_statement(started: &str) -> Value {
         "format": ["application/fhir+json", "application/json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Stateless operations. Resources, search and history arrive with the store.",
+            "documentation": "Resources are made from registry records (POST /registry/records) and are read-only here.",
+            "resource": super::fhir_rest::TYPES.iter().map(|t| json!({
+                "type": t,
+                "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}, {"code": "search-type"}],
+                "versioning": "versioned",
+                "readHistory": true,
+                "updateCreate": false,
+                "searchInclude": [format!("{t}:patient"), format!("{t}:subject")],
+                "searchParam": [
+                    {"name": "_id", "type": "token"},
+                    {"name": "_lastUpdated", "type": "date"},
+                    {"name": "identifier", "type": "token"},
+                    {"name": "patient", "type": "reference"},
+                    {"name": "subject", "type": "reference"},
+                    {"name": "code", "type": "token"},
+                    {"name": "date", "type": "date"}
+                ]
+            })).collect::<Vec<_>>(),
             "operation": [
                 {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"},
                 {"name": "convert", "definition": "https://engraft.dev/fhir/OperationDefinition/convert"}

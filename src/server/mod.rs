@@ -3,15 +3,19 @@
 //!
 //! - [`routes`]: the route table and the SMART scope each route will require;
 //! - [`fhir_ops`]: `metadata`, `$validate`, `$convert`;
+//! - [`fhir_rest`]: read, vread, `_history`, search over the store;
+//! - [`registry`]: `/registry/records` (accept, read, replace, withdraw);
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`;
 //! - [`negotiate`]: media types, `_format`, `_pretty`;
 //! - [`metrics`]: Prometheus counters and histograms.
 
 pub mod error;
 pub mod fhir_ops;
+pub mod fhir_rest;
 pub mod metrics;
 pub mod negotiate;
 pub mod ops;
+pub mod registry;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -25,6 +29,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::convert::Converter;
+use crate::store::SqlStore;
 use crate::validation::Validator;
 use error::outcome_response;
 use metrics::Metrics;
@@ -36,11 +41,17 @@ pub struct AppState {
     pub metrics: Metrics,
     pub capability_statement: Value,
     pub max_body_bytes: usize,
+    pub max_batch: usize,
+    pub max_count: usize,
+    pub store: SqlStore,
 }
 
 impl AppState {
-    pub fn new(config: &Config) -> AppState {
+    pub fn new(config: &Config, store: SqlStore) -> AppState {
         AppState {
+            store,
+            max_batch: config.server.max_batch,
+            max_count: config.server.max_count,
             validator: Validator::bundled(),
             converter: Converter {
                 validate: true,
@@ -56,44 +67,49 @@ impl AppState {
 
 /// Registers every route of [`routes::ROUTES`]. A known path with another method gets 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let not_allowed = || web::to(|| async { HttpResponse::MethodNotAllowed().finish() });
-    cfg.service(
-        web::resource("/healthz")
-            .route(web::get().to(ops::healthz))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/readyz")
-            .route(web::get().to(ops::readyz))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/metrics")
-            .route(web::get().to(ops::metrics))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/fhir/metadata")
-            .route(web::get().to(fhir_ops::metadata))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/fhir/$validate")
-            .route(web::post().to(|req, body, state| fhir_ops::validate(req, body, state, None)))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/fhir/$convert")
-            .route(web::post().to(fhir_ops::convert))
-            .default_service(not_allowed()),
-    )
-    .service(
-        web::resource("/fhir/{type}/$validate")
-            .route(web::post().to(|req, body, state, path: web::Path<String>| {
+    fn not_allowed() -> actix_web::Route {
+        web::to(|| async { HttpResponse::MethodNotAllowed().finish() })
+    }
+    fn resource(path: &str) -> actix_web::Resource {
+        web::resource(path).default_service(not_allowed())
+    }
+    use registry::Part;
+    cfg.service(resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(resource("/fhir/metadata").route(web::get().to(fhir_ops::metadata)))
+        .service(
+            resource("/fhir/$validate").route(
+                web::post().to(|req, body, state| fhir_ops::validate(req, body, state, None)),
+            ),
+        )
+        .service(resource("/fhir/$convert").route(web::post().to(fhir_ops::convert)))
+        .service(resource("/registry/records").route(web::post().to(registry::create)))
+        .service(
+            resource("/registry/records/{id}")
+                .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Record)))
+                .route(web::put().to(registry::replace))
+                .route(web::delete().to(registry::delete)),
+        )
+        .service(
+            resource("/registry/records/{id}/bundle")
+                .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Bundle))),
+        )
+        .service(
+            resource("/registry/records/{id}/report")
+                .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Report))),
+        )
+        .service(resource("/fhir/{type}/$validate").route(web::post().to(
+            |req, body, state, path: web::Path<String>| {
                 fhir_ops::validate(req, body, state, Some(path))
-            }))
-            .default_service(not_allowed()),
-    );
+            },
+        )))
+        .service(resource("/fhir/{type}").route(web::get().to(fhir_rest::search)))
+        .service(resource("/fhir/{type}/{id}").route(web::get().to(fhir_rest::read)))
+        .service(resource("/fhir/{type}/{id}/_history").route(web::get().to(fhir_rest::history)))
+        .service(
+            resource("/fhir/{type}/{id}/_history/{vid}").route(web::get().to(fhir_rest::vread)),
+        );
 }
 
 /// Turns any error answer that is not already an OperationOutcome (routing 404, 405, payload
@@ -147,9 +163,11 @@ fn ensure_outcome(res: ServiceResponse, max_body: usize) -> ServiceResponse<BoxB
     res.into_response(response)
 }
 
-/// Binds and starts the server; returns it (await it to run) and the bound address.
-pub fn start(config: &Config) -> anyhow::Result<(Server, SocketAddr)> {
-    let state = web::Data::new(AppState::new(config));
+/// Opens the store, binds and starts the server; returns it (await it to run) and the bound
+/// address.
+pub async fn start(config: &Config) -> anyhow::Result<(Server, SocketAddr)> {
+    let store = SqlStore::open(&config.store.url).await?;
+    let state = web::Data::new(AppState::new(config, store));
     let max_body = config.server.max_body_bytes;
     let mut server = HttpServer::new(move || {
         let state = state.clone();

@@ -11,14 +11,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: definitions, profiles and terminology are loaded (the store joins this
-/// check when it arrives).
+/// `GET /readyz`: the store answers; definitions, profiles and terminology are loaded.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let profiles = state.validator.profiles.len();
     let (code_systems, value_sets, concept_maps) = state.validator.terminology.counts();
-    let ready = profiles > 0 && code_systems > 0;
+    let store = state.store.ping().await.is_ok();
+    let ready = profiles > 0 && code_systems > 0 && store;
     let body = json!({
         "status": if ready { "ready" } else { "not-ready" },
+        "store": if store { "reachable" } else { "unreachable" },
         "profiles": profiles,
         "codeSystems": code_systems,
         "valueSets": value_sets,

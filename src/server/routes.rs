@@ -54,6 +54,66 @@ pub const ROUTES: &[Route] = &[
         scope: Some("system/*.read"),
         summary: "A registry record in, its transaction Bundle out; nothing stored.",
     },
+    Route {
+        method: "POST",
+        path: "/registry/records",
+        scope: Some("system/*.write"),
+        summary: "Accept registry records (JSON, JSON array, CSV): check, map, validate, store.",
+    },
+    Route {
+        method: "GET",
+        path: "/registry/records/{id}",
+        scope: Some("system/*.read"),
+        summary: "The stored record.",
+    },
+    Route {
+        method: "PUT",
+        path: "/registry/records/{id}",
+        scope: Some("system/*.write"),
+        summary: "Replace a record (If-Match required).",
+    },
+    Route {
+        method: "DELETE",
+        path: "/registry/records/{id}",
+        scope: Some("system/*.write"),
+        summary: "Consent withdrawal: a tombstone the sync engine acts on.",
+    },
+    Route {
+        method: "GET",
+        path: "/registry/records/{id}/bundle",
+        scope: Some("system/*.read"),
+        summary: "The record's transaction Bundle.",
+    },
+    Route {
+        method: "GET",
+        path: "/registry/records/{id}/report",
+        scope: Some("system/*.read"),
+        summary: "Mapping report and validation outcome.",
+    },
+    Route {
+        method: "GET",
+        path: "/fhir/{type}",
+        scope: Some("system/{type}.read"),
+        summary: "Search.",
+    },
+    Route {
+        method: "GET",
+        path: "/fhir/{type}/{id}",
+        scope: Some("system/{type}.read"),
+        summary: "Read.",
+    },
+    Route {
+        method: "GET",
+        path: "/fhir/{type}/{id}/_history",
+        scope: Some("system/{type}.read"),
+        summary: "History of a resource.",
+    },
+    Route {
+        method: "GET",
+        path: "/fhir/{type}/{id}/_history/{vid}",
+        scope: Some("system/{type}.read"),
+        summary: "Read one version.",
+    },
 ];
 
 /// The scope `method path` (a route pattern) requires; `None` if open or unknown.

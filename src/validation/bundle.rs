@@ -1,8 +1,9 @@
 //! Bundle rules: unique fullUrls (bdl-7), no version-specific fullUrl (bdl-8), a request on
 //! every batch or transaction entry (bdl-3), responses only in responses (bdl-4), search data
-//! only in search sets (bdl-1, bdl-2), an entry with something in it (bdl-5), and every
-//! reference of an entry resolving to an entry of the Bundle, unless it is conditional or
-//! absolute.
+//! only in search sets (bdl-1, bdl-2), an entry with something in it (bdl-5), and, in
+//! transaction, batch and document Bundles (what is sent or filed as a unit), every
+//! reference of an entry resolving to an entry of the Bundle unless it is conditional or
+//! absolute. Search sets and histories refer to resources on the server and are not judged.
 
 use std::collections::HashMap;
 
@@ -102,7 +103,8 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
                 }
             }
         }
-        if let Some(r) = e.get("resource") {
+        let self_contained = matches!(ty, "transaction" | "batch" | "document");
+        if let Some(r) = e.get("resource").filter(|_| self_contained) {
             let mut refs = Vec::new();
             references(r, &format!("{ex}.resource"), &mut refs);
             for (expr, reference) in refs {

@@ -8,4 +8,5 @@ mod invalid;
 mod robustness;
 mod server;
 mod snapshots;
+mod store_api;
 mod validation;

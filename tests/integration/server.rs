@@ -12,16 +12,29 @@ use serde_json::{json, Value};
 use crate::helpers::{fixtures, read_json, root};
 
 /// A running `engraft serve` child, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    /// The SQLite directory of a server started on its own file.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
-    fn start(env: &[(&str, &str)]) -> Server {
+    /// A server on a fresh SQLite file.
+    pub(crate) fn start(env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
+        let mut s = Server::start_on(&url, env);
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A server on the store at `url`.
+    pub(crate) fn start_on(url: &str, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
         cmd.arg("serve")
             .current_dir(root())
+            .env("ENGRAFT__STORE__URL", url)
             .env("ENGRAFT__SERVER__BIND", "127.0.0.1:0")
             .env("ENGRAFT__SERVER__WORKERS", "2")
             .env("ENGRAFT__LOG__LEVEL", "warn")
@@ -40,10 +53,14 @@ impl Server {
             .strip_prefix("engraft listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        Server { child, base }
+        Server {
+            child,
+            base,
+            _dir: None,
+        }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 }
@@ -57,7 +74,7 @@ impl Drop for Server {
 
 /// Asserts an answer is `status` with a valid OperationOutcome; returns its issue codes
 /// (Engraft's detail codes).
-async fn outcome(res: reqwest::Response, status: StatusCode) -> Vec<String> {
+pub(crate) async fn outcome(res: reqwest::Response, status: StatusCode) -> Vec<String> {
     assert_eq!(res.status(), status, "{}", res.url());
     let ct = res.headers()["content-type"].to_str().unwrap().to_string();
     assert!(ct.starts_with("application/fhir+json"), "{ct}");
@@ -81,7 +98,7 @@ async fn outcome(res: reqwest::Response, status: StatusCode) -> Vec<String> {
         .collect()
 }
 
-fn record_text() -> String {
+pub(crate) fn record_text() -> String {
     std::fs::read_to_string(fixtures("records").join("ms-rrms-auto-beam-atg.json")).unwrap()
 }
 
@@ -114,8 +131,14 @@ async fn health_readiness_and_a_truthful_capability_statement() {
         .map(|o| o["name"].as_str().unwrap())
         .collect();
     assert_eq!(ops, ["validate", "convert"]);
-    // No resource is claimed until the store serves one.
-    assert!(cs["rest"][0].get("resource").is_none());
+    let types: Vec<&str> = cs["rest"][0]["resource"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"Observation") && types.contains(&"Patient"));
+    assert_eq!(r["store"], "reachable");
 }
 
 #[tokio::test]

@@ -1,0 +1,803 @@
+//! The SQL store over sqlx `Any`: SQLite or PostgreSQL, chosen by URL.
+
+use serde_json::Value;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+use super::{
+    Counts, DateOp, OutboxRow, Page, Prepared, PreparedResource, ResourceVersion, Search,
+    StoreError, StoredRecord, Written,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The store. Cheap to clone (pools are shared).
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    /// SQLite: one connection, so writes queue instead of failing on the write lock.
+    writer: AnyPool,
+    reader: AnyPool,
+    pub backend: Backend,
+}
+
+fn now() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// A resource body with `meta.versionId` and `meta.lastUpdated` set.
+fn with_meta(body: &Value, version: i64, at: &str) -> String {
+    let mut b = body.clone();
+    if let Some(o) = b.as_object_mut() {
+        let meta = o
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(m) = meta.as_object_mut() {
+            m.insert("versionId".into(), Value::String(version.to_string()));
+            m.insert("lastUpdated".into(), Value::String(at.to_string()));
+        }
+    }
+    b.to_string()
+}
+
+/// A stored body without the fields the store sets, to compare with a new one.
+fn without_meta(body: &str) -> Option<Value> {
+    let mut v: Value = serde_json::from_str(body).ok()?;
+    if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
+        m.remove("versionId");
+        m.remove("lastUpdated");
+    }
+    Some(v)
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+impl SqlStore {
+    /// Opens (creating a SQLite file if needed) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let url = if rest.contains('?') {
+                url.to_string()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            let options = || {
+                AnyPoolOptions::new().after_connect(|conn, _| {
+                    Box::pin(async move {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                        Ok(())
+                    })
+                })
+            };
+            let writer = options().max_connections(1).connect(&url).await?;
+            SQLITE_MIGRATIONS.run(&writer).await?;
+            let reader = options().max_connections(4).connect(&url).await?;
+            Ok(SqlStore {
+                writer,
+                reader,
+                backend: Backend::Sqlite,
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .connect(url)
+                .await?;
+            // sqlx takes an advisory lock: processes starting together migrate once.
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            Ok(SqlStore {
+                writer: pool.clone(),
+                reader: pool,
+                backend: Backend::Postgres,
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// The store answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    /// Stores a new record with its resources, outbox and audit rows, in one transaction.
+    /// A record that exists (and is not deleted) is `Exists`; a deleted one is revived as
+    /// its next version.
+    pub async fn create(&self, p: &Prepared, actor: &str) -> Result<Written, StoreError> {
+        let mut w = self.create_many(std::slice::from_ref(p), actor).await?;
+        Ok(w.remove(0))
+    }
+
+    /// Stores several new records in ONE transaction: all of them, or (on any error) none.
+    pub async fn create_many(
+        &self,
+        ps: &[Prepared],
+        actor: &str,
+    ) -> Result<Vec<Written>, StoreError> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        let mut out = Vec::with_capacity(ps.len());
+        for p in ps {
+            let current: Option<(i64, i64)> =
+                sqlx::query("SELECT version, deleted FROM records WHERE id = $1")
+                    .bind(&p.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| (r.get(0), r.get(1)));
+            let version = match current {
+                Some((_, 0)) => return Err(StoreError::Exists(p.id.clone())),
+                Some((v, _)) => {
+                    // A withdrawn record submitted again: its next version.
+                    let done = sqlx::query(
+                        "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = $2, report = $3, updated_at = $4 \
+                         WHERE id = $5 AND version = $6",
+                    )
+                    .bind(&p.record)
+                    .bind(&p.bundle)
+                    .bind(&p.report)
+                    .bind(&at)
+                    .bind(&p.id)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await?;
+                    if done.rows_affected() == 0 {
+                        return Err(self.why_not(&mut tx, &p.id).await?);
+                    }
+                    v + 1
+                }
+                None => {
+                    let inserted = sqlx::query(
+                        "INSERT INTO records (id, version, registry, record_id, deleted, record, bundle, report, updated_at) \
+                         VALUES ($1, 1, $2, $3, 0, $4, $5, $6, $7)",
+                    )
+                    .bind(&p.id)
+                    .bind(&p.registry)
+                    .bind(&p.record_id)
+                    .bind(&p.record)
+                    .bind(&p.bundle)
+                    .bind(&p.report)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Err(e) if is_unique_violation(&e) => {
+                            return Err(StoreError::Exists(p.id.clone()))
+                        }
+                        other => {
+                            other?;
+                        }
+                    }
+                    1
+                }
+            };
+            self.finish_write(&mut tx, p, version, false, &at, actor, "create")
+                .await?;
+            out.push(Written {
+                id: p.id.clone(),
+                version,
+                updated_at: at.clone(),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Replaces record `id` at `expected` version with `p` (its next version).
+    pub async fn update(
+        &self,
+        id: &str,
+        expected: i64,
+        p: &Prepared,
+        actor: &str,
+    ) -> Result<Written, StoreError> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = $2, report = $3, updated_at = $4 \
+             WHERE id = $5 AND version = $6",
+        )
+        .bind(&p.record)
+        .bind(&p.bundle)
+        .bind(&p.report)
+        .bind(&at)
+        .bind(id)
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(self.why_not(&mut tx, id).await?);
+        }
+        let version = expected + 1;
+        self.finish_write(&mut tx, p, version, false, &at, actor, "update")
+            .await?;
+        tx.commit().await?;
+        Ok(Written {
+            id: id.to_string(),
+            version,
+            updated_at: at,
+        })
+    }
+
+    /// Consent withdrawal: a tombstone version of the record; its resources are deleted (a
+    /// deleted version each) and an outbox row tells the sync engine.
+    pub async fn delete(
+        &self,
+        id: &str,
+        expected: Option<i64>,
+        actor: &str,
+    ) -> Result<Written, StoreError> {
+        let at = now();
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query("SELECT version, deleted, record FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        let (current, deleted, record): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+        if deleted == 1 {
+            return Err(StoreError::Gone(current));
+        }
+        if expected.is_some_and(|e| e != current) {
+            return Err(StoreError::VersionConflict { current });
+        }
+        let done = sqlx::query(
+            "UPDATE records SET version = version + 1, deleted = 1, updated_at = $1 WHERE id = $2 AND version = $3",
+        )
+        .bind(&at)
+        .bind(id)
+        .bind(current)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(self.why_not(&mut tx, id).await?);
+        }
+        let version = current + 1;
+        let tombstone = Prepared {
+            id: id.to_string(),
+            registry: String::new(),
+            record_id: String::new(),
+            record,
+            bundle: String::new(),
+            report: String::new(),
+            resources: Vec::new(),
+        };
+        self.finish_write(&mut tx, &tombstone, version, true, &at, actor, "delete")
+            .await?;
+        tx.commit().await?;
+        Ok(Written {
+            id: id.to_string(),
+            version,
+            updated_at: at,
+        })
+    }
+
+    async fn why_not(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+    ) -> Result<StoreError, StoreError> {
+        let current: Option<i64> = sqlx::query("SELECT version FROM records WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .map(|r| r.get(0));
+        Ok(match current {
+            None => StoreError::NotFound,
+            Some(current) => StoreError::VersionConflict { current },
+        })
+    }
+
+    /// History, resources, outbox and audit of a record write.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_write(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        p: &Prepared,
+        version: i64,
+        deleted: bool,
+        at: &str,
+        actor: &str,
+        action: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO record_history (id, version, deleted, record, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&p.id)
+        .bind(version)
+        .bind(deleted as i64)
+        .bind(&p.record)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        self.write_resources(tx, &p.id, &p.resources, at).await?;
+        sqlx::query(
+            "INSERT INTO outbox (record, record_version, action, status, attempts, created_at) VALUES ($1, $2, $3, 'pending', 0, $4)",
+        )
+        .bind(&p.id)
+        .bind(version)
+        .bind(if deleted { "delete" } else { "upsert" })
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, entity, entity_id, version) VALUES ($1, $2, $3, 'record', $4, $5)",
+        )
+        .bind(at)
+        .bind(actor)
+        .bind(action)
+        .bind(&p.id)
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Makes the record's live resources exactly `resources`: new ones are inserted, changed
+    /// ones get a new version, unchanged ones are left alone, and ones the record no longer
+    /// has get a deleted version.
+    async fn write_resources(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        record: &str,
+        resources: &[PreparedResource],
+        at: &str,
+    ) -> Result<(), StoreError> {
+        let existing: Vec<(String, String, i64, i64, String)> =
+            sqlx::query("SELECT type, id, version, deleted, body FROM resources WHERE record = $1")
+                .bind(record)
+                .fetch_all(&mut **tx)
+                .await?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+                .collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut new_rows: Vec<(&PreparedResource, String)> = Vec::new();
+        for r in resources {
+            seen.insert((r.resource_type.as_str(), r.id.as_str()));
+            let old = existing
+                .iter()
+                .find(|(t, i, ..)| *t == r.resource_type && *i == r.id);
+            match old {
+                None => new_rows.push((r, with_meta(&r.body, 1, at))),
+                Some((_, _, v, deleted, body)) => {
+                    if *deleted == 0 && without_meta(body).as_ref() == Some(&r.body) {
+                        continue; // unchanged: no new version
+                    }
+                    let version = v + 1;
+                    let body = with_meta(&r.body, version, at);
+                    sqlx::query(
+                        "UPDATE resources SET version = $1, patient = $2, date = $3, last_updated = $4, deleted = 0, body = $5 \
+                         WHERE type = $6 AND id = $7",
+                    )
+                    .bind(version)
+                    .bind(&r.patient)
+                    .bind(&r.date)
+                    .bind(at)
+                    .bind(&body)
+                    .bind(&r.resource_type)
+                    .bind(&r.id)
+                    .execute(&mut **tx)
+                    .await?;
+                    self.history_and_tokens(tx, r, version, false, at, &body)
+                        .await?;
+                }
+            }
+        }
+        // New resources: a few multi-row statements instead of one round trip per row.
+        for chunk in new_rows.chunks(100) {
+            let mut sql = String::from(
+                "INSERT INTO resources (type, id, version, record, patient, date, last_updated, deleted, body) VALUES ",
+            );
+            let mut hist = String::from(
+                "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) VALUES ",
+            );
+            for (i, _) in chunk.iter().enumerate() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push(',');
+                    hist.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 1, ${}, ${}, ${}, ${}, 0, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7
+                ));
+                let h = i * 4;
+                hist.push_str(&format!(
+                    "(${}, ${}, 1, ${}, 0, ${})",
+                    h + 1,
+                    h + 2,
+                    h + 3,
+                    h + 4
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            let mut hq = sqlx::query(&hist);
+            for (r, body) in chunk {
+                q = q
+                    .bind(&r.resource_type)
+                    .bind(&r.id)
+                    .bind(record)
+                    .bind(&r.patient)
+                    .bind(&r.date)
+                    .bind(at)
+                    .bind(body);
+                hq = hq.bind(&r.resource_type).bind(&r.id).bind(at).bind(body);
+            }
+            q.execute(&mut **tx).await?;
+            hq.execute(&mut **tx).await?;
+            let tokens: Vec<(&PreparedResource, &(&str, String, String))> = chunk
+                .iter()
+                .flat_map(|(r, _)| r.tokens.iter().map(move |t| (*r, t)))
+                .collect();
+            self.insert_tokens(tx, &tokens).await?;
+        }
+        for (t, i, v, deleted, body) in &existing {
+            if *deleted == 0 && !seen.contains(&(t.as_str(), i.as_str())) {
+                let version = v + 1;
+                sqlx::query(
+                    "UPDATE resources SET version = $1, last_updated = $2, deleted = 1 WHERE type = $3 AND id = $4",
+                )
+                .bind(version)
+                .bind(at)
+                .bind(t)
+                .bind(i)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, 1, $5)",
+                )
+                .bind(t)
+                .bind(i)
+                .bind(version)
+                .bind(at)
+                .bind(body)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("DELETE FROM resource_tokens WHERE type = $1 AND id = $2")
+                    .bind(t)
+                    .bind(i)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn history_and_tokens(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        r: &PreparedResource,
+        version: i64,
+        deleted: bool,
+        at: &str,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&r.resource_type)
+        .bind(&r.id)
+        .bind(version)
+        .bind(at)
+        .bind(deleted as i64)
+        .bind(body)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("DELETE FROM resource_tokens WHERE type = $1 AND id = $2")
+            .bind(&r.resource_type)
+            .bind(&r.id)
+            .execute(&mut **tx)
+            .await?;
+        let tokens: Vec<_> = r.tokens.iter().map(|t| (r, t)).collect();
+        self.insert_tokens(tx, &tokens).await
+    }
+
+    async fn insert_tokens(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        tokens: &[(&PreparedResource, &(&str, String, String))],
+    ) -> Result<(), StoreError> {
+        for chunk in tokens.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO resource_tokens (type, id, param, system, value) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 5;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+            }
+            let mut q = sqlx::query(&sql);
+            for (r, (param, system, value)) in chunk {
+                q = q
+                    .bind(&r.resource_type)
+                    .bind(&r.id)
+                    .bind(*param)
+                    .bind(system)
+                    .bind(value);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// The current version of a record (also a deleted one).
+    pub async fn record(&self, id: &str) -> Result<StoredRecord, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, version, deleted, record, bundle, report, updated_at FROM records WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        Ok(StoredRecord {
+            id: row.get(0),
+            version: row.get(1),
+            deleted: row.get::<i64, _>(2) == 1,
+            record: row.get(3),
+            bundle: row.get(4),
+            report: row.get(5),
+            updated_at: row.get(6),
+        })
+    }
+
+    /// The current version of a resource; `Gone` if its current version is a deletion.
+    pub async fn read(&self, rtype: &str, id: &str) -> Result<ResourceVersion, StoreError> {
+        let row = sqlx::query(
+            "SELECT type, id, version, last_updated, deleted, body FROM resources WHERE type = $1 AND id = $2",
+        )
+        .bind(rtype)
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let v = version_of(&row);
+        if v.deleted {
+            return Err(StoreError::Gone(v.version));
+        }
+        Ok(v)
+    }
+
+    /// One version of a resource.
+    pub async fn vread(
+        &self,
+        rtype: &str,
+        id: &str,
+        version: i64,
+    ) -> Result<ResourceVersion, StoreError> {
+        let row = sqlx::query(
+            "SELECT type, id, version, last_updated, deleted, body FROM resource_history WHERE type = $1 AND id = $2 AND version = $3",
+        )
+        .bind(rtype)
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let v = version_of(&row);
+        if v.deleted {
+            return Err(StoreError::Gone(v.version));
+        }
+        Ok(v)
+    }
+
+    /// Every version of a resource, newest first.
+    pub async fn history(&self, rtype: &str, id: &str) -> Result<Vec<ResourceVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT type, id, version, last_updated, deleted, body FROM resource_history WHERE type = $1 AND id = $2 ORDER BY version DESC",
+        )
+        .bind(rtype)
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        if rows.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        Ok(rows.iter().map(version_of).collect())
+    }
+
+    /// Live resources of `rtype` matching `s`, one page.
+    pub async fn search(&self, rtype: &str, s: &Search) -> Result<Page, StoreError> {
+        let mut conds = String::from("r.type = $1 AND r.deleted = 0");
+        let mut binds: Vec<String> = vec![rtype.to_string()];
+        let next = |binds: &mut Vec<String>, v: &str| {
+            binds.push(v.to_string());
+            format!("${}", binds.len())
+        };
+        if !s.ids.is_empty() {
+            let list: Vec<String> = s.ids.iter().map(|i| next(&mut binds, i)).collect();
+            conds.push_str(&format!(" AND r.id IN ({})", list.join(", ")));
+        }
+        if let Some(p) = &s.patient {
+            let ph = next(&mut binds, p);
+            conds.push_str(&format!(" AND r.patient = {ph}"));
+        }
+        for (param, system, value) in &s.tokens {
+            let pp = next(&mut binds, param);
+            let vp = next(&mut binds, value);
+            let sys = match system {
+                Some(sy) => format!(" AND t.system = {}", next(&mut binds, sy)),
+                None => String::new(),
+            };
+            conds.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.type = r.type AND t.id = r.id AND t.param = {pp} AND t.value = {vp}{sys})"
+            ));
+        }
+        for (column, list) in [("r.date", &s.dates), ("r.last_updated", &s.last_updated)] {
+            for (op, value) in list {
+                let ph = next(&mut binds, value);
+                let cond = match op {
+                    // Equal at the precision given: 2020 matches 2020-06-01.
+                    DateOp::Eq => format!("substr({column}, 1, {}) = {ph}", value.len()),
+                    DateOp::Ge => format!("{column} >= {ph}"),
+                    DateOp::Gt => format!("substr({column}, 1, {}) > {ph}", value.len()),
+                    DateOp::Le => format!("substr({column}, 1, {}) <= {ph}", value.len()),
+                    DateOp::Lt => format!("{column} < {ph}"),
+                };
+                conds.push_str(&format!(" AND {column} IS NOT NULL AND {cond}"));
+            }
+        }
+        let count_sql = format!("SELECT COUNT(*) FROM resources r WHERE {conds}");
+        let mut cq = sqlx::query(&count_sql);
+        for b in &binds {
+            cq = cq.bind(b);
+        }
+        let total: i64 = cq.fetch_one(&self.reader).await?.get(0);
+        let order = if s.sort_desc { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT r.type, r.id, r.version, r.last_updated, r.deleted, r.body FROM resources r WHERE {conds} \
+             ORDER BY r.last_updated {order}, r.id {order} LIMIT {} OFFSET {}",
+            s.count, s.offset
+        );
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.fetch_all(&self.reader).await?;
+        Ok(Page {
+            total,
+            resources: rows.iter().map(version_of).collect(),
+        })
+    }
+
+    /// Resources by reference (`Type/id`), for `_include`.
+    pub async fn read_many(&self, refs: &[String]) -> Result<Vec<ResourceVersion>, StoreError> {
+        let mut out = Vec::new();
+        for r in refs {
+            if let Some((t, i)) = r.split_once('/') {
+                if let Ok(v) = self.read(t, i).await {
+                    out.push(v);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Row counts of every table.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let mut c = [0i64; 6];
+        for (i, t) in [
+            "records",
+            "record_history",
+            "resources",
+            "resource_history",
+            "outbox",
+            "audit",
+        ]
+        .iter()
+        .enumerate()
+        {
+            c[i] = sqlx::query(&format!("SELECT COUNT(*) FROM {t}"))
+                .fetch_one(&self.reader)
+                .await?
+                .get(0);
+        }
+        Ok(Counts {
+            records: c[0],
+            record_versions: c[1],
+            resources: c[2],
+            resource_versions: c[3],
+            outbox: c[4],
+            audit: c[5],
+        })
+    }
+
+    /// Leases up to `n` pending outbox rows (or rows whose lease ran out) to `owner` for
+    /// `seconds`. On PostgreSQL rows another process holds are skipped (`FOR UPDATE SKIP
+    /// LOCKED`), so concurrent workers never get the same row; SQLite has one writer.
+    pub async fn lease_outbox(
+        &self,
+        owner: &str,
+        n: i64,
+        seconds: i64,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let at = now();
+        let until = (chrono::Utc::now() + chrono::Duration::seconds(seconds))
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET status = 'leased', lease_owner = $1, leased_until = $2, attempts = attempts + 1 \
+             WHERE seq IN (SELECT seq FROM outbox WHERE status = 'pending' OR (status = 'leased' AND leased_until < $3) \
+             ORDER BY seq LIMIT $4{lock}) \
+             RETURNING seq, record, record_version, action, attempts"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(&until)
+            .bind(&at)
+            .bind(n)
+            .fetch_all(&self.writer)
+            .await?;
+        let mut out: Vec<OutboxRow> = rows
+            .iter()
+            .map(|r| OutboxRow {
+                seq: r.get(0),
+                record: r.get(1),
+                record_version: r.get(2),
+                action: r.get(3),
+                attempts: r.get(4),
+            })
+            .collect();
+        out.sort_by_key(|r| r.seq);
+        Ok(out)
+    }
+
+    /// Marks a leased row done (only by its lease owner).
+    pub async fn complete_outbox(&self, seq: i64, owner: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'done', leased_until = NULL WHERE seq = $1 AND lease_owner = $2 AND status = 'leased'",
+        )
+        .bind(seq)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn version_of(row: &AnyRow) -> ResourceVersion {
+    ResourceVersion {
+        resource_type: row.get(0),
+        id: row.get(1),
+        version: row.get(2),
+        last_updated: row.get(3),
+        deleted: row.get::<i64, _>(4) == 1,
+        body: row.get(5),
+    }
+}
