@@ -34,6 +34,13 @@ pub fn store_error(e: StoreError) -> ApiError {
                 "The record exists as /registry/records/{id}; replace it with PUT and If-Match."
             ),
         ),
+        StoreError::PatientHeldElsewhere => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "patient-held-elsewhere",
+            "Another record (another recordId) of this registry, centre and UPN already holds \
+             the patient's resources; update that record instead.",
+        ),
         StoreError::VersionConflict { current } => ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             "conflict",

@@ -26,6 +26,8 @@ pub enum StoreError {
     Gone(i64),
     #[error("the record already exists as {0}")]
     Exists(String),
+    #[error("another record holds this patient's resources")]
+    PatientHeldElsewhere,
     #[error("version conflict: current version is {current}")]
     VersionConflict { current: i64 },
     #[error("unsupported database URL (use sqlite://FILE or postgres://...)")]

@@ -327,7 +327,8 @@ impl SqlStore {
         .bind(at)
         .execute(&mut **tx)
         .await?;
-        self.write_resources(tx, &p.id, &p.resources, at).await?;
+        self.write_resources(tx, &p.id, &p.resources, at, deleted)
+            .await?;
         sqlx::query(
             "INSERT INTO outbox (record, record_version, action, status, attempts, created_at) VALUES ($1, $2, $3, 'pending', 0, $4)",
         )
@@ -350,15 +351,17 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Makes the record's live resources exactly `resources`: new ones are inserted, changed
-    /// ones get a new version, unchanged ones are left alone, and ones the record no longer
-    /// has get a deleted version.
+    /// Makes the record's live resources `resources`: new ones are inserted, changed ones get
+    /// a new version, unchanged ones are left alone, and ones the record no longer has get a
+    /// deleted version, except Provenances: each names one record version and stays, unless
+    /// the record is withdrawn (`withdraw`), which deletes everything.
     async fn write_resources(
         &self,
         tx: &mut Transaction<'static, Any>,
         record: &str,
         resources: &[PreparedResource],
         at: &str,
+        withdraw: bool,
     ) -> Result<(), StoreError> {
         let existing: Vec<(String, String, i64, i64, String)> =
             sqlx::query("SELECT type, id, version, deleted, body FROM resources WHERE record = $1")
@@ -447,7 +450,14 @@ impl SqlStore {
                     .bind(body);
                 hq = hq.bind(&r.resource_type).bind(&r.id).bind(at).bind(body);
             }
-            q.execute(&mut **tx).await?;
+            match q.execute(&mut **tx).await {
+                // The resource ids of a record derive from registry, centre and UPN: another
+                // record (another recordId) already holds this patient's resources.
+                Err(e) if is_unique_violation(&e) => return Err(StoreError::PatientHeldElsewhere),
+                other => {
+                    other?;
+                }
+            }
             hq.execute(&mut **tx).await?;
             let tokens: Vec<(&PreparedResource, &(&str, String, String))> = chunk
                 .iter()
@@ -456,7 +466,8 @@ impl SqlStore {
             self.insert_tokens(tx, &tokens).await?;
         }
         for (t, i, v, deleted, body) in &existing {
-            if *deleted == 0 && !seen.contains(&(t.as_str(), i.as_str())) {
+            let kept_history = t == "Provenance" && !withdraw;
+            if *deleted == 0 && !kept_history && !seen.contains(&(t.as_str(), i.as_str())) {
                 let version = v + 1;
                 sqlx::query(
                     "UPDATE resources SET version = $1, last_updated = $2, deleted = 1 WHERE type = $3 AND id = $4",

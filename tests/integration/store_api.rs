@@ -96,9 +96,10 @@ async fn post_json(s: &Server, path: &str, body: String) -> reqwest::Response {
         .unwrap()
 }
 
-/// The base fixture with one EDSS value changed.
+/// The base fixture's next registry version, with one EDSS value changed.
 fn edited_record() -> String {
     let mut r: Value = serde_json::from_str(&record_text()).unwrap();
+    r["version"] = json!(r["version"].as_u64().unwrap_or(1) + 1);
     let fu = r["followUps"].as_array_mut().unwrap();
     let last = fu.len() - 1;
     let scores = fu[last]["scores"].as_array_mut().unwrap();
@@ -160,6 +161,16 @@ async fn registry_round_trip(b: &Backend) {
     assert_eq!(outcome(res, StatusCode::CONFLICT).await, ["record-exists"]);
     assert_eq!(counts(&url).await, after_create);
 
+    // Another recordId for the same patient (registry, centre, UPN): 409, nothing written.
+    let mut rekeyed: Value = serde_json::from_str(&record_text()).unwrap();
+    rekeyed["recordId"] = json!("ENG-0001-B");
+    let res = post_json(&s, "/registry/records", rekeyed.to_string()).await;
+    assert_eq!(
+        outcome(res, StatusCode::CONFLICT).await,
+        ["patient-held-elsewhere"]
+    );
+    assert_eq!(counts(&url).await, after_create);
+
     // PUT: If-Match required, a stale version is 412, nothing written.
     let put = |etag: Option<&str>, body: String| {
         let mut r = c
@@ -183,14 +194,15 @@ async fn registry_round_trip(b: &Backend) {
     );
     assert_eq!(counts(&url).await, after_create);
 
-    // A real update: only the changed resource gets a new version.
+    // A real update: the changed Observation gets a new version and the new record version
+    // a new Provenance (the first stays: it tells what version 1 was); nothing else changes.
     let res = put(Some("W/\"1\""), edited_record()).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["etag"], "W/\"2\"");
     let after_update = counts(&url).await;
     assert_eq!(after_update.records, 1);
     assert_eq!(after_update.record_versions, 2);
-    assert_eq!(after_update.resource_versions, 58 + 1);
+    assert_eq!(after_update.resource_versions, 58 + 2);
     assert_eq!(after_update.outbox, 2);
 
     // FHIR read, vread, history of the changed Observation.
@@ -253,7 +265,8 @@ async fn registry_round_trip(b: &Backend) {
     let after_delete = counts(&url).await;
     assert_eq!(after_delete.outbox, 3);
     assert_eq!(after_delete.audit, 3);
-    assert_eq!(after_delete.resource_versions, 58 + 1 + 58);
+    assert_eq!(after_update.resources, 59);
+    assert_eq!(after_delete.resource_versions, 58 + 2 + 59);
     let res = c.delete(s.url(&location)).send().await.unwrap();
     assert_eq!(outcome(res, StatusCode::GONE).await, ["deleted"]);
 
