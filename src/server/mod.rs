@@ -205,7 +205,10 @@ pub async fn start(config: &Config) -> anyhow::Result<(Server, SocketAddr)> {
             .configure(configure)
             .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
     })
-    .shutdown_timeout(config.server.shutdown_timeout_secs);
+    .shutdown_timeout(config.server.shutdown_timeout_secs)
+    // Conversion and validation run on the blocking pool: CPU-bound, so a few threads per
+    // worker keep every core busy without hundreds of idle threads holding memory.
+    .worker_max_blocking_threads(4);
     if config.server.workers > 0 {
         server = server.workers(config.server.workers);
     }
