@@ -84,6 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ),
         )
         .service(resource("/fhir/$convert").route(web::post().to(fhir_ops::convert)))
+        .service(resource("/fhir").route(web::post().to(fhir_ops::batch)))
         .service(resource("/registry/records").route(web::post().to(registry::create)))
         .service(
             resource("/registry/records/{id}")

@@ -286,6 +286,7 @@ pub async fn create(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    format(&req)?;
     let max_batch = state.max_batch;
     let inputs = inputs(&req, &body, max_batch)?;
     let st = state.clone();
@@ -328,6 +329,7 @@ pub async fn replace(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    format(&req)?;
     let id = record_id_of(&path)?;
     let expected = if_match(&req)?.ok_or_else(|| {
         ApiError::new(

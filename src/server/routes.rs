@@ -56,6 +56,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "POST",
+        path: "/fhir",
+        scope: Some("system/*.write"),
+        summary: "Inbound batch/transaction Bundles (422 until a reverse mapping exists).",
+    },
+    Route {
+        method: "POST",
         path: "/registry/records",
         scope: Some("system/*.write"),
         summary: "Accept registry records (JSON, JSON array, CSV): check, map, validate, store.",

@@ -275,6 +275,44 @@ async fn validate_takes_raw_resources_and_parameters() {
 }
 
 #[tokio::test]
+async fn inbound_bundles_are_refused_entry_by_entry_until_a_reverse_mapping_exists() {
+    let s = Server::start(&[]);
+    let c = reqwest::Client::new();
+    let golden = read_json(&fixtures("bundles").join("ms-rrms-auto-beam-atg.json"));
+    let n = golden["entry"].as_array().unwrap().len();
+    let res = c
+        .post(s.url("/fhir"))
+        .header("content-type", "application/fhir+json")
+        .body(golden.to_string())
+        .send()
+        .await
+        .unwrap();
+    let codes = outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(codes.len(), n);
+    assert!(codes.iter().all(|c| c == "no-reverse-mapping"));
+    let invalid = read_json(&fixtures("invalid/fhir").join("bundle-without-timestamp.json"));
+    let res = c
+        .post(s.url("/fhir"))
+        .header("content-type", "application/fhir+json")
+        .body(invalid.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        ["profile-cardinality"]
+    );
+    let res = c
+        .post(s.url("/fhir"))
+        .header("content-type", "application/fhir+json")
+        .body(r#"{"resourceType": "Patient"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::BAD_REQUEST).await, ["bundle-type"]);
+}
+
+#[tokio::test]
 async fn every_route_answers_bad_requests_with_the_right_operation_outcome() {
     let s = Server::start(&[("ENGRAFT__SERVER__MAX_BODY_BYTES", "65536")]);
     let c = reqwest::Client::new();
@@ -288,6 +326,8 @@ async fn every_route_answers_bad_requests_with_the_right_operation_outcome() {
         "/fhir/$validate",
         "/fhir/Patient/$validate",
         "/fhir/$convert",
+        "/fhir",
+        "/registry/records",
     ] {
         let post = |ct: &str, body: String| {
             c.post(s.url(route))
@@ -375,7 +415,6 @@ async fn every_route_answers_bad_requests_with_the_right_operation_outcome() {
     }
     for path in [
         "/",
-        "/fhir",
         "/fhir/Patient/1/$everything",
         "/%00",
         "/fhir/$convert/x",
