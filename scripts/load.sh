@@ -2,7 +2,7 @@
 # Load figures of `engraft serve` (issue 4), with wrk as the load generator:
 #   1. POST /fhir/$convert, the typical record                        (requests/s, p99)
 #   2. POST /registry/records, a distinct record per request, durable (records/s)
-#   3. fill the store to $RECORDS records (batches of 500 generated records)
+#   3. fill the store to $RECORDS records (batches of 100 generated records)
 #   4. GET /fhir/Observation?patient=... over random patients         (p99)
 # and the server's peak RSS. Usage:
 #   scripts/load.sh                          # SQLite in a temp dir
@@ -49,7 +49,7 @@ STORED=$(curl -s "http://127.0.0.1:$PORT/fhir/Patient?_count=0" | python3 -c 'im
 NEED=$((RECORDS - STORED))
 if (( NEED > 0 )); then
     "$BIN" fixtures generate --count "$NEED" --seed 4242 --out "$WORK/fill.ndjson"
-    split -l 500 "$WORK/fill.ndjson" "$WORK/batch."
+    split -l 100 "$WORK/fill.ndjson" "$WORK/batch."
     START=$(date +%s)
     ls "$WORK"/batch.* | xargs -P 2 -I{} sh -c \
         "python3 -c 'import sys,json; print(json.dumps([json.loads(l) for l in open(sys.argv[1])]))' {} \

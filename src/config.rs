@@ -65,7 +65,7 @@ impl Default for ServerConfig {
             workers: 0,
             max_body_bytes: 8 * 1024 * 1024,
             shutdown_timeout_secs: 30,
-            max_batch: 1000,
+            max_batch: 100,
             max_count: 1000,
         }
     }
