@@ -303,7 +303,7 @@ pub async fn create(
         .records
         .with_label_values(&["accepted"])
         .inc_by(written.len() as u64);
-    if written.len() == 1 && !body.starts_with(b"[") && !is_csv(&req) {
+    if written.len() == 1 && !body.trim_ascii_start().starts_with(b"[") && !is_csv(&req) {
         let w = &written[0];
         return Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/registry/records/{}", w.id)))
