@@ -9,6 +9,7 @@ use super::negotiate::{fhir_json, fhir_value, format, json_body, query_param};
 use super::AppState;
 use crate::convert::Outcome;
 use crate::fhir::OutcomeIssue;
+use crate::validation::has_errors;
 
 /// `GET /fhir/metadata`: what this server does, and nothing it does not.
 pub async fn metadata(
@@ -126,9 +127,7 @@ pub async fn validate(
         }
     }
     let issues = state.validator.validate(&resource, profile.as_deref());
-    let invalid = issues
-        .iter()
-        .any(|i| i.severity == "error" || i.severity == "fatal");
+    let invalid = has_errors(&issues);
     state
         .metrics
         .validations
@@ -167,46 +166,34 @@ pub async fn convert(
             "$convert takes one registry record (a JSON object).",
         ));
     }
-    let state = state.clone();
+    let st = state.clone();
     // Conversion is CPU work (about 2 ms validated): keep it off the async workers.
     let outcome = web::block(move || {
-        state
-            .converter
+        st.converter
             .convert_value(v, &crate::convert::now_instant())
     })
     .await
     .map_err(|_| ApiError::internal())?;
+    let count = |outcome: &str| state.metrics.records.with_label_values(&[outcome]).inc();
     match outcome {
         Outcome::Converted(c) => {
-            state_metric(&req, "converted");
+            count("converted");
             Ok(fhir_json(StatusCode::OK, c.bundle, f))
         }
         Outcome::Rejected(r) => {
             if r.issues.iter().any(|i| i.code == "exception") {
                 tracing::error!(record = ?r.record_id, "conversion failed internally");
-                state_metric(&req, "failed");
+                count("failed");
                 return Err(ApiError::internal());
             }
-            state_metric(&req, "rejected");
-            let status = if has_errors_outcome(&r.issues) {
+            count("rejected");
+            let status = if has_errors(&r.issues) {
                 StatusCode::UNPROCESSABLE_ENTITY
             } else {
                 StatusCode::BAD_REQUEST
             };
             Err(ApiError::issues(status, r.issues))
         }
-    }
-}
-
-fn has_errors_outcome(issues: &[OutcomeIssue]) -> bool {
-    issues
-        .iter()
-        .any(|i| i.severity == "error" || i.severity == "fatal")
-}
-
-fn state_metric(req: &HttpRequest, outcome: &str) {
-    if let Some(state) = req.app_data::<web::Data<AppState>>() {
-        state.metrics.records.with_label_values(&[outcome]).inc();
     }
 }
 
@@ -239,7 +226,7 @@ pub async fn batch(
         ));
     }
     let issues = state.validator.validate(&v, None);
-    if has_errors_outcome(&issues) {
+    if has_errors(&issues) {
         return Err(ApiError::issues(StatusCode::UNPROCESSABLE_ENTITY, issues));
     }
     let issues: Vec<OutcomeIssue> = entries

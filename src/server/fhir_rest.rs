@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::negotiate::{fhir_value, format};
+use super::negotiate::{etag, fhir_value, format, http_date};
 use super::registry::store_error;
 use super::AppState;
 use crate::store::{DateOp, ResourceVersion, Search};
@@ -51,18 +51,12 @@ fn base_url(req: &HttpRequest) -> String {
     format!("{}://{}/fhir", info.scheme(), info.host())
 }
 
-fn http_date(at: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(at)
-        .map(|d| d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_default()
-}
-
 fn resource_response(v: &ResourceVersion, req: &HttpRequest) -> Result<HttpResponse, ApiError> {
     let f = format(req)?;
     let body: Value = serde_json::from_str(&v.body).map_err(|_| ApiError::internal())?;
     let mut res = fhir_value(StatusCode::OK, &body, f);
     let h = res.headers_mut();
-    if let Ok(e) = header::HeaderValue::from_str(&format!("W/\"{}\"", v.version)) {
+    if let Ok(e) = header::HeaderValue::from_str(&etag(v.version)) {
         h.insert(header::ETAG, e);
     }
     if let Ok(l) = header::HeaderValue::from_str(&http_date(&v.last_updated)) {
@@ -116,12 +110,12 @@ pub async fn history(
             if v.deleted {
                 json!({"fullUrl": format!("{base}/{t}/{id}"),
                        "request": {"method": "DELETE", "url": format!("{t}/{id}")},
-                       "response": {"status": "410 Gone", "etag": format!("W/\"{}\"", v.version), "lastModified": v.last_updated}})
+                       "response": {"status": "410 Gone", "etag": etag(v.version), "lastModified": v.last_updated}})
             } else {
                 let body: Value = serde_json::from_str(&v.body).unwrap_or(Value::Null);
                 json!({"fullUrl": format!("{base}/{t}/{id}"), "resource": body,
                        "request": {"method": if v.version == 1 { "POST" } else { "PUT" }, "url": if v.version == 1 { t.clone() } else { format!("{t}/{id}") }},
-                       "response": {"status": if v.version == 1 { "201 Created" } else { "200 OK" }, "etag": format!("W/\"{}\"", v.version), "location": url, "lastModified": v.last_updated}})
+                       "response": {"status": if v.version == 1 { "201 Created" } else { "200 OK" }, "etag": etag(v.version), "location": url, "lastModified": v.last_updated}})
             }
         })
         .collect();

@@ -98,6 +98,18 @@ pub fn json_body(req: &HttpRequest, body: &[u8]) -> Result<Value, ApiError> {
     crate::json::parse(body).map_err(|e| ApiError::bad_json(&e))
 }
 
+/// A weak ETag for a version (`W/"3"`).
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// An ISO instant as an HTTP date (`Last-Modified`).
+pub fn http_date(at: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(at)
+        .map(|d| d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default()
+}
+
 /// A FHIR JSON answer from serialised bytes (re-indented when `_pretty=true`).
 pub fn fhir_json(status: StatusCode, body: Vec<u8>, f: Format) -> HttpResponse {
     let body = if f.pretty {

@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::negotiate::{fhir_json, format};
+use super::negotiate::{etag, fhir_json, format, http_date as last_modified};
 use super::AppState;
 use crate::convert::{now_instant, Outcome};
 use crate::fhir::OutcomeIssue;
@@ -242,16 +242,6 @@ fn summary(w: &Written, deleted: bool) -> Value {
             "report": format!("/registry/records/{}/report", w.id),
         }
     })
-}
-
-fn etag(version: i64) -> String {
-    format!("W/\"{version}\"")
-}
-
-fn last_modified(at: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(at)
-        .map(|d| d.to_utc().format("%a, %d %b %Y %H:%M:%S GMT").to_string())
-        .unwrap_or_default()
 }
 
 /// The version an `If-Match` header names (`W/"3"` or `"3"`).

@@ -28,10 +28,13 @@ pub struct SqlStore {
     pub backend: Backend,
 }
 
+/// An instant as stored: ISO 8601 UTC with milliseconds (sorts as text).
+fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 fn now() -> String {
-    chrono::Utc::now()
-        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-        .to_string()
+    instant(chrono::Utc::now())
 }
 
 /// A resource body with `meta.versionId` and `meta.lastUpdated` set.
@@ -144,25 +147,8 @@ impl SqlStore {
                     .map(|r| (r.get(0), r.get(1)));
             let version = match current {
                 Some((_, 0)) => return Err(StoreError::Exists(p.id.clone())),
-                Some((v, _)) => {
-                    // A withdrawn record submitted again: its next version.
-                    let done = sqlx::query(
-                        "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = $2, report = $3, updated_at = $4 \
-                         WHERE id = $5 AND version = $6",
-                    )
-                    .bind(&p.record)
-                    .bind(&p.bundle)
-                    .bind(&p.report)
-                    .bind(&at)
-                    .bind(&p.id)
-                    .bind(v)
-                    .execute(&mut *tx)
-                    .await?;
-                    if done.rows_affected() == 0 {
-                        return Err(self.why_not(&mut tx, &p.id).await?);
-                    }
-                    v + 1
-                }
+                // A withdrawn record submitted again: its next version.
+                Some((v, _)) => self.next_version(&mut tx, &p.id, v, p, &at).await?,
                 None => {
                     let inserted = sqlx::query(
                         "INSERT INTO records (id, version, registry, record_id, deleted, record, bundle, report, updated_at) \
@@ -210,22 +196,7 @@ impl SqlStore {
     ) -> Result<Written, StoreError> {
         let at = now();
         let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = $2, report = $3, updated_at = $4 \
-             WHERE id = $5 AND version = $6",
-        )
-        .bind(&p.record)
-        .bind(&p.bundle)
-        .bind(&p.report)
-        .bind(&at)
-        .bind(id)
-        .bind(expected)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(self.why_not(&mut tx, id).await?);
-        }
-        let version = expected + 1;
+        let version = self.next_version(&mut tx, id, expected, p, &at).await?;
         self.finish_write(&mut tx, p, version, false, &at, actor, "update")
             .await?;
         tx.commit().await?;
@@ -287,6 +258,35 @@ impl SqlStore {
             version,
             updated_at: at,
         })
+    }
+
+    /// Writes `p` as the version after `expected` of record `id` (live again if it was
+    /// withdrawn). The version check is in the `UPDATE` itself, so concurrent writers cannot
+    /// both succeed; the loser learns why (`NotFound` or `VersionConflict`).
+    async fn next_version(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+        expected: i64,
+        p: &Prepared,
+        at: &str,
+    ) -> Result<i64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = $2, report = $3, updated_at = $4 \
+             WHERE id = $5 AND version = $6",
+        )
+        .bind(&p.record)
+        .bind(&p.bundle)
+        .bind(&p.report)
+        .bind(at)
+        .bind(id)
+        .bind(expected)
+        .execute(&mut **tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(self.why_not(tx, id).await?);
+        }
+        Ok(expected + 1)
     }
 
     async fn why_not(
@@ -755,9 +755,7 @@ impl SqlStore {
         seconds: i64,
     ) -> Result<Vec<OutboxRow>, StoreError> {
         let at = now();
-        let until = (chrono::Utc::now() + chrono::Duration::seconds(seconds))
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string();
+        let until = instant(chrono::Utc::now() + chrono::Duration::seconds(seconds));
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
