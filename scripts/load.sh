@@ -8,6 +8,8 @@
 #   scripts/load.sh                          # SQLite in a temp dir
 #   scripts/load.sh postgres://postgres@127.0.0.1:5432/postgres   # a fresh PostgreSQL db
 # Environment: DURATION (default 20s), CONNECTIONS (16), RECORDS (100000).
+# Requests are authenticated as production traffic is: a client registered with the built-in
+# token endpoint, one bearer token reused by every request (`engraft token`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
@@ -28,10 +30,23 @@ else
     URL="sqlite://$WORK/engraft.db"
 fi
 echo "store: $URL"
+"$BIN" keygen --alg ES384 --kid load-1 --out "$WORK/keys" >/dev/null
+cat > "$WORK/engraft.toml" <<TOML
+[auth]
+token_lifetime_secs = 3600
+[[auth.clients]]
+client_id = "load"
+jwks = "$WORK/keys/load-1.jwks.json"
+scopes = ["system/*.cruds"]
+TOML
 ENGRAFT__STORE__URL="$URL" ENGRAFT__SERVER__BIND="127.0.0.1:$PORT" ENGRAFT__LOG__LEVEL=warn \
-    "$BIN" serve > "$WORK/server.out" 2> "$WORK/server.err" &
+    "$BIN" serve --config "$WORK/engraft.toml" > "$WORK/server.out" 2> "$WORK/server.err" &
 SERVER=$!
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.2; done
+TOKEN=$("$BIN" token --fhir-base "http://127.0.0.1:$PORT/fhir" --client-id load --kid load-1 \
+    --key "$WORK/keys/load-1.key.pem" --scope "system/*.cruds")
+export TOKEN
+AUTH="Authorization: Bearer $TOKEN"
 
 peak_rss() { awk '/VmHWM/ {print $2/1024 " MB"}' "/proc/$SERVER/status"; }
 export RECORD=fixtures/records/ms-rrms-auto-beam-atg.json
@@ -45,23 +60,24 @@ RUN=$(date +%s) wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/load
     "http://127.0.0.1:$PORT/registry/records" | grep -E "Requests/sec|99%|50%|Non-2xx"
 
 echo "== 3. fill to $RECORDS records"
-STORED=$(curl -s "http://127.0.0.1:$PORT/fhir/Patient?_count=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
+STORED=$(curl -s -H "$AUTH" "http://127.0.0.1:$PORT/fhir/Patient?_count=0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"])')
 NEED=$((RECORDS - STORED))
 if (( NEED > 0 )); then
     "$BIN" fixtures generate --count "$NEED" --seed 4242 --out "$WORK/fill.ndjson"
     split -l 100 "$WORK/fill.ndjson" "$WORK/batch."
     START=$(date +%s)
+    export AUTH
     ls "$WORK"/batch.* | xargs -P 2 -I{} sh -c \
         "python3 -c 'import sys,json; print(json.dumps([json.loads(l) for l in open(sys.argv[1])]))' {} \
-         | curl -sf -o /dev/null -X POST -H 'content-type: application/json' --data-binary @- http://127.0.0.1:$PORT/registry/records \
+         | curl -sf -o /dev/null -X POST -H 'content-type: application/json' -H \"\$AUTH\" --data-binary @- http://127.0.0.1:$PORT/registry/records \
          || echo 'a batch failed' >&2"
     echo "filled $NEED records in $(( $(date +%s) - START )) s"
 fi
-curl -s "http://127.0.0.1:$PORT/fhir/Patient?_count=0" | python3 -c 'import json,sys; print("patients stored:", json.load(sys.stdin)["total"])'
+curl -s -H "$AUTH" "http://127.0.0.1:$PORT/fhir/Patient?_count=0" | python3 -c 'import json,sys; print("patients stored:", json.load(sys.stdin)["total"])'
 
 echo "== 4. GET /fhir/Observation?patient=... ($DURATION, $CONNECTIONS connections)"
 OFFSET=$(( RECORDS / 2 ))
-curl -s "http://127.0.0.1:$PORT/fhir/Patient?_count=1000&_offset=$OFFSET" \
+curl -s -H "$AUTH" "http://127.0.0.1:$PORT/fhir/Patient?_count=1000&_offset=$OFFSET" \
     | python3 -c 'import json,sys; [print(e["resource"]["id"]) for e in json.load(sys.stdin)["entry"]]' > "$WORK/patients"
 PATIENTS="$WORK/patients" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/load/search.lua \
     "http://127.0.0.1:$PORT" | grep -E "Requests/sec|99%|50%|Non-2xx"

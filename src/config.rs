@@ -15,6 +15,290 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    pub auth: AuthConfig,
+    /// Where Engraft sends data (EHRs, registries), each with how it authenticates there.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// A destination: an EHR or registry FHIR server Engraft calls.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationConfig {
+    pub name: String,
+    /// Its FHIR base URL.
+    pub base_url: String,
+    pub auth: DestinationAuth,
+}
+
+/// How Engraft gets tokens for a destination. Secrets are `{ env = "VAR" }` or
+/// `{ file = "path" }`, never inline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DestinationAuth {
+    /// SMART Backend Services: a client assertion signed with Engraft's key for this EHR.
+    SmartBackendServices {
+        client_id: String,
+        /// Default: discovered from `<base_url>/.well-known/smart-configuration`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_url: Option<String>,
+        scope: String,
+        private_key: crate::auth::secret::SecretSource,
+        kid: String,
+        /// RS384 or ES384.
+        alg: String,
+        #[serde(default = "default_margin")]
+        refresh_margin_secs: u64,
+    },
+    /// `client_credentials` with HTTP Basic client authentication.
+    ClientSecretBasic {
+        client_id: String,
+        token_url: String,
+        scope: String,
+        client_secret: crate::auth::secret::SecretSource,
+        #[serde(default = "default_margin")]
+        refresh_margin_secs: u64,
+    },
+    /// The password grant with HTTP Basic client authentication (CIBMTR's Okta flow).
+    Password {
+        client_id: String,
+        token_url: String,
+        scope: String,
+        client_secret: crate::auth::secret::SecretSource,
+        username: String,
+        password: crate::auth::secret::SecretSource,
+        #[serde(default = "default_margin")]
+        refresh_margin_secs: u64,
+    },
+}
+
+fn default_margin() -> u64 {
+    60
+}
+
+impl DestinationConfig {
+    /// The destination's token provider, with its secrets loaded. The error names the key.
+    pub fn token_provider(
+        &self,
+        http: reqwest::Client,
+    ) -> Result<crate::auth::outbound::TokenProvider, String> {
+        use crate::auth::keys::{parse_alg, SigningKey};
+        use crate::auth::outbound::{Grant, TokenProvider, TokenUrl};
+        let n = &self.name;
+        let (url, grant, scope, margin) = match &self.auth {
+            DestinationAuth::SmartBackendServices {
+                client_id,
+                token_url,
+                scope,
+                private_key,
+                kid,
+                alg,
+                refresh_margin_secs,
+            } => {
+                let alg = parse_alg(alg).ok_or_else(|| {
+                    format!("destinations.{n}.auth.alg: not RS256, RS384, ES256 or ES384")
+                })?;
+                let pem = private_key
+                    .load()
+                    .map_err(|e| format!("destinations.{n}.auth.private_key: {e}"))?;
+                let key = SigningKey::from_pem(kid, alg, &pem)
+                    .map_err(|e| format!("destinations.{n}.auth.private_key: {e}"))?;
+                let url = match token_url {
+                    Some(u) => TokenUrl::Fixed(u.clone()),
+                    None => TokenUrl::Discover {
+                        fhir_base: self.base_url.clone(),
+                    },
+                };
+                let grant = Grant::SmartBackend {
+                    client_id: client_id.clone(),
+                    key,
+                };
+                (url, grant, scope, *refresh_margin_secs)
+            }
+            DestinationAuth::ClientSecretBasic {
+                client_id,
+                token_url,
+                scope,
+                client_secret,
+                refresh_margin_secs,
+            } => {
+                let secret = client_secret
+                    .load()
+                    .map_err(|e| format!("destinations.{n}.auth.client_secret: {e}"))?;
+                let grant = Grant::ClientSecretBasic {
+                    client_id: client_id.clone(),
+                    secret,
+                };
+                (
+                    TokenUrl::Fixed(token_url.clone()),
+                    grant,
+                    scope,
+                    *refresh_margin_secs,
+                )
+            }
+            DestinationAuth::Password {
+                client_id,
+                token_url,
+                scope,
+                client_secret,
+                username,
+                password,
+                refresh_margin_secs,
+            } => {
+                let grant = Grant::Password {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret
+                        .load()
+                        .map_err(|e| format!("destinations.{n}.auth.client_secret: {e}"))?,
+                    username: username.clone(),
+                    password: password
+                        .load()
+                        .map_err(|e| format!("destinations.{n}.auth.password: {e}"))?,
+                };
+                (
+                    TokenUrl::Fixed(token_url.clone()),
+                    grant,
+                    scope,
+                    *refresh_margin_secs,
+                )
+            }
+        };
+        Ok(TokenProvider::new(
+            http,
+            url,
+            grant,
+            scope,
+            std::time::Duration::from_secs(margin),
+        ))
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let insecure = |u: &str| {
+            !(u.starts_with("https://")
+                || (u.starts_with("http://") && crate::auth::jwks::is_loopback_url(u)))
+        };
+        if insecure(&self.base_url) {
+            out.push(format!(
+                "destinations.{}.base_url: must be https (plain http only to a loopback address)",
+                self.name
+            ));
+        }
+        let token_url = match &self.auth {
+            DestinationAuth::SmartBackendServices { token_url, .. } => token_url.as_deref(),
+            DestinationAuth::ClientSecretBasic { token_url, .. }
+            | DestinationAuth::Password { token_url, .. } => Some(token_url.as_str()),
+        };
+        if token_url.is_some_and(insecure) {
+            out.push(format!("destinations.{}.auth.token_url: must be https (plain http only to a loopback address)", self.name));
+        }
+        if let Err(e) = self.token_provider(reqwest::Client::new()) {
+            out.push(e);
+        }
+        out
+    }
+}
+
+/// Inbound authentication and the built-in authorization server (see README "Authorization").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Engraft's base URL as clients address it (default `http://<server.bind>`). Access
+    /// tokens must carry it (or it with `/fhir`) as `aud`; the token endpoint is
+    /// `<base_url>/auth/token` and client assertions must carry that as `aud`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    pub leeway_secs: u64,
+    /// An unknown `kid` refetches its issuer's JWKS at most once per this many seconds.
+    pub jwks_refresh_interval_secs: u64,
+    /// Timeout of a JWKS fetch, in seconds.
+    pub jwks_timeout_secs: u64,
+    /// Lifetime of the access tokens the built-in token endpoint issues, in seconds.
+    pub token_lifetime_secs: u64,
+    /// Engraft's signing keys (PKCS#8 PEM from `engraft keygen`): the first signs; the others
+    /// are retired and stay published until tokens they signed have expired. None: an
+    /// ephemeral key per process (tokens do not survive a restart nor work across instances).
+    pub signing_keys: Vec<SigningKeyConfig>,
+    /// External authorization servers whose tokens are accepted.
+    pub issuers: Vec<IssuerConfig>,
+    /// Clients of the built-in token endpoint (SMART Backend Services).
+    pub clients: Vec<ClientConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            base_url: None,
+            leeway_secs: 30,
+            jwks_refresh_interval_secs: 60,
+            jwks_timeout_secs: 5,
+            token_lifetime_secs: 300,
+            signing_keys: Vec::new(),
+            issuers: Vec::new(),
+            clients: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    pub kid: String,
+    /// RS384 or ES384 (RS256 and ES256 also work).
+    pub alg: String,
+    /// The private key file (mode 0600).
+    pub file: std::path::PathBuf,
+    /// For a retired key: when it stopped signing (RFC 3339). Without it, a retired key counts
+    /// as retired when the process starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<String>,
+}
+
+/// A JWK Set: a location (`https://...`, or a file path) or the set inline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JwksConfig {
+    Location(String),
+    Inline(toml::Table),
+}
+
+impl JwksConfig {
+    pub fn source(&self) -> crate::auth::jwks::JwksSource {
+        match self {
+            JwksConfig::Location(s) => crate::auth::jwks::JwksSource::parse(s),
+            JwksConfig::Inline(t) => crate::auth::jwks::JwksSource::Inline(
+                serde_json::to_value(t).unwrap_or(serde_json::Value::Null),
+            ),
+        }
+    }
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS384".into(), "ES384".into()]
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    pub jwks: JwksConfig,
+    /// Accepted signature algorithms (RS256, RS384, ES256, ES384).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    /// The client's public keys, which verify its assertions.
+    pub jwks: JwksConfig,
+    /// The scopes it may be granted (`system/*.rs`, `system/RegistryRecord.cruds`...).
+    pub scopes: Vec<String>,
+    /// Algorithms its assertions may use.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,11 +491,143 @@ impl Config {
                 message: "must be text or json".into(),
             });
         }
+        out.extend(self.auth_problems());
+        let mut names = std::collections::HashSet::new();
+        for d in &self.destinations {
+            if d.name.is_empty() || !names.insert(&d.name) {
+                out.push(ConfigError::Invalid {
+                    key: "destinations.name",
+                    message: format!("{:?} is empty or used twice", d.name),
+                });
+            }
+            for message in d.problems() {
+                out.push(ConfigError::Invalid {
+                    key: "destinations",
+                    message: message.trim_start_matches("destinations.").to_string(),
+                });
+            }
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             out.push(ConfigError::Invalid {
                 key: "log.level",
                 message: "not a tracing filter (try info or engraft=debug)".into(),
             });
+        }
+        out
+    }
+}
+
+impl Config {
+    /// Engraft's base URL: `auth.base_url`, else `http://<server.bind>`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        self.auth
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.bind))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    fn auth_problems(&self) -> Vec<ConfigError> {
+        use crate::auth::keys::parse_alg;
+        let mut out = Vec::new();
+        let mut bad =
+            |key: &'static str, message: String| out.push(ConfigError::Invalid { key, message });
+        if let Some(b) = &self.auth.base_url {
+            if !(b.starts_with("https://") || b.starts_with("http://")) {
+                bad("auth.base_url", "expected an http(s) URL".into());
+            }
+        }
+        if self.auth.token_lifetime_secs == 0 || self.auth.token_lifetime_secs > 3600 {
+            bad("auth.token_lifetime_secs", "must be 1 to 3600".into());
+        }
+        if self.auth.leeway_secs > 300 {
+            bad("auth.leeway_secs", "must be at most 300".into());
+        }
+        if self.auth.jwks_timeout_secs == 0 {
+            bad("auth.jwks_timeout_secs", "must be at least 1".into());
+        }
+        let mut kids = std::collections::HashSet::new();
+        for k in &self.auth.signing_keys {
+            if parse_alg(&k.alg).is_none() {
+                bad(
+                    "auth.signing_keys.alg",
+                    format!("{}: {} is not RS256, RS384, ES256 or ES384", k.kid, k.alg),
+                );
+            }
+            if !kids.insert(&k.kid) || k.kid.is_empty() {
+                bad(
+                    "auth.signing_keys.kid",
+                    format!("{:?} is empty or used twice", k.kid),
+                );
+            }
+            if !k.file.is_file() {
+                bad(
+                    "auth.signing_keys.file",
+                    format!("{}: {} does not exist", k.kid, k.file.display()),
+                );
+            }
+            if let Some(r) = &k.retired_at {
+                if chrono::DateTime::parse_from_rfc3339(r).is_err() {
+                    bad(
+                        "auth.signing_keys.retired_at",
+                        format!("{}: not an RFC 3339 instant", k.kid),
+                    );
+                }
+            }
+        }
+        let algs = |list: &[String]| {
+            list.iter()
+                .filter(|a| parse_alg(a).is_none())
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        for i in &self.auth.issuers {
+            let wrong = algs(&i.algorithms);
+            if !wrong.is_empty() || i.algorithms.is_empty() {
+                bad(
+                    "auth.issuers.algorithms",
+                    format!(
+                        "{}: only RS256, RS384, ES256, ES384 (not {})",
+                        i.issuer,
+                        wrong.join(", ")
+                    ),
+                );
+            }
+            if let Some(p) = i.jwks.source().problem() {
+                bad("auth.issuers.jwks", format!("{}: {p}", i.issuer));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for c in &self.auth.clients {
+            if !ids.insert(&c.client_id) || c.client_id.is_empty() {
+                bad(
+                    "auth.clients.client_id",
+                    format!("{:?} is empty or used twice", c.client_id),
+                );
+            }
+            let wrong = algs(&c.algorithms);
+            if !wrong.is_empty() || c.algorithms.is_empty() {
+                bad(
+                    "auth.clients.algorithms",
+                    format!(
+                        "{}: only RS256, RS384, ES256, ES384 (not {})",
+                        c.client_id,
+                        wrong.join(", ")
+                    ),
+                );
+            }
+            if let Some(p) = c.jwks.source().problem() {
+                bad("auth.clients.jwks", format!("{}: {p}", c.client_id));
+            }
+            for s in &c.scopes {
+                if crate::auth::scope::parse(s).is_err() {
+                    bad(
+                        "auth.clients.scopes",
+                        format!("{}: {s} is not a system scope Engraft grants", c.client_id),
+                    );
+                }
+            }
         }
         out
     }
@@ -290,6 +706,59 @@ mod tests {
         assert!(text[0].starts_with("server.bind: "));
         assert!(text[1].starts_with("server.max_body_bytes: "));
         assert!(text[2].starts_with("log.format: "));
+    }
+
+    #[test]
+    fn destinations_name_each_missing_secret_and_insecure_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            r#"
+[[destinations]]
+name = "cibmtr"
+base_url = "http://registry.example/fhir"
+[destinations.auth]
+method = "password"
+client_id = "app"
+token_url = "https://idp.example/oauth2/token"
+scope = "system/*.cru"
+client_secret = { env = "ENGRAFT_TEST_UNSET_SECRET" }
+username = "centre"
+password = { file = "/nonexistent/password" }
+[[destinations]]
+name = "ehr"
+base_url = "https://ehr.example/fhir"
+[destinations.auth]
+method = "smart-backend-services"
+client_id = "engraft"
+scope = "system/Patient.cru"
+private_key = { file = "/nonexistent/key.pem" }
+kid = "k"
+alg = "RS384"
+"#,
+        )
+        .unwrap();
+        let errs = Config::load(Some(&f), env(&[])).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(
+            text[0].contains("cibmtr.base_url: must be https"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].contains(
+                "cibmtr.auth.client_secret: environment variable ENGRAFT_TEST_UNSET_SECRET"
+            ),
+            "{}",
+            text[1]
+        );
+        assert!(
+            text[2].contains("ehr.auth.private_key: cannot read /nonexistent/key.pem"),
+            "{}",
+            text[2]
+        );
     }
 
     #[test]

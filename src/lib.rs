@@ -6,6 +6,7 @@
 //! [`fixtures`] generates synthetic records; [`cli`] is the command line. Mapping and checks
 //! are pure: no IO below `cli`.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod convert;

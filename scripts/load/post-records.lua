@@ -15,7 +15,7 @@ function request()
     local key = run .. "-" .. tostring(tid) .. "-" .. tostring(counter)
     local body = template:gsub('"recordId": "[^"]*"', '"recordId": "LOAD-' .. key .. '"', 1)
     body = body:gsub('"upn": "[^"]*"', '"upn": "U-' .. key .. '"', 1)
-    return wrk.format("POST", "/registry/records", {["Content-Type"] = "application/json"}, body)
+    return wrk.format("POST", "/registry/records", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. os.getenv("TOKEN")}, body)
 end
 
 function response(status, headers, body)

@@ -9,7 +9,7 @@ local i = 0
 function request()
     i = i + 1
     local id = ids[(i % #ids) + 1]
-    return wrk.format("GET", "/fhir/Observation?patient=" .. id .. "&_count=50")
+    return wrk.format("GET", "/fhir/Observation?patient=" .. id .. "&_count=50", {["Authorization"] = "Bearer " .. os.getenv("TOKEN")})
 end
 
 function response(status, headers, body)

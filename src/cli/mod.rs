@@ -4,8 +4,10 @@
 mod convert;
 mod fixtures;
 mod input;
+mod keygen;
 mod profiles;
 mod serve;
+mod token;
 mod validate;
 
 use std::process::ExitCode;
@@ -36,6 +38,10 @@ enum Command {
     },
     /// Validate FHIR resources and Bundles against base R4 and Engraft's profiles.
     Validate(validate::Args),
+    /// Make a signing key pair: a private PEM (mode 0600) and the public JWKS to register.
+    Keygen(keygen::Args),
+    /// Get an access token as a SMART Backend Services client and print it.
+    Token(token::Args),
     /// Print a schema.
     Schema {
         #[command(subcommand)]
@@ -84,6 +90,8 @@ pub fn main() -> ExitCode {
         Command::Fixtures { command } => fixtures::run(command),
         Command::Profiles { command } => profiles::run(command),
         Command::Serve(a) => serve::run_serve(a),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Token(a) => token::run(a),
         Command::Config { command } => serve::run_config(command),
     };
     match result {

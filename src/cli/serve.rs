@@ -13,6 +13,10 @@ pub struct ServeArgs {
     /// Log format, overriding the configuration: text or json.
     #[arg(long, value_parser = ["text", "json"])]
     log_format: Option<String>,
+    /// Turn authentication off, for local experiments with synthetic data only: binds to
+    /// loopback only and logs a warning at start and on every request.
+    #[arg(long)]
+    insecure_dev_no_auth: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -55,7 +59,7 @@ pub fn run_serve(a: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (server, addr) = crate::server::start(&config).await?;
+        let (server, addr) = crate::server::start(&config, a.insecure_dev_no_auth).await?;
         // One line on stdout for scripts and tests that bind port 0.
         println!("engraft listening on http://{addr}");
         tracing::info!(%addr, "listening");

@@ -21,7 +21,27 @@ pub async fn metadata(
 }
 
 /// The CapabilityStatement, built once at start.
-pub fn capability_statement(started: &str) -> Value {
+/// `token_url`: the built-in token endpoint, advertised as SMART's `oauth-uris`; `None` when
+/// authentication is off.
+pub fn capability_statement(started: &str, token_url: Option<&str>) -> Value {
+    let security = match token_url {
+        Some(url) => json!({
+            "extension": [{
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [{"url": "token", "valueUri": url}]
+            }],
+            "cors": false,
+            "service": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"
+            }]}],
+            "description": "OAuth 2 bearer tokens with SMART v1/v2 system scopes (SMART Backend Services); see /fhir/.well-known/smart-configuration."
+        }),
+        None => json!({
+            "cors": false,
+            "description": "Authentication is disabled on this server (--insecure-dev-no-auth)."
+        }),
+    };
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -34,6 +54,7 @@ pub fn capability_statement(started: &str) -> Value {
         "format": ["application/fhir+json", "application/json"],
         "rest": [{
             "mode": "server",
+            "security": security,
             "documentation": "Resources are made from registry records (POST /registry/records) and are read-only here.",
             "resource": super::fhir_rest::TYPES.iter().map(|t| json!({
                 "type": t,

@@ -12,6 +12,7 @@ pub struct Metrics {
     pub latency: HistogramVec,
     pub records: IntCounterVec,
     pub validations: IntCounterVec,
+    pub auth: IntCounterVec,
 }
 
 impl Metrics {
@@ -47,7 +48,15 @@ impl Metrics {
             &["result"],
         )
         .expect("valid metric");
-        for c in [&requests, &records, &validations] {
+        let auth = IntCounterVec::new(
+            Opts::new(
+                "auth_total",
+                "Authentication outcomes: invalid_token, insufficient_scope, token_issued, or the OAuth error of a refused token request.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        for c in [&requests, &records, &validations, &auth] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
@@ -61,6 +70,7 @@ impl Metrics {
             latency,
             records,
             validations,
+            auth,
         }
     }
 

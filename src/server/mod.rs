@@ -1,7 +1,8 @@
 //! `engraft serve`: the HTTP edge. Handlers parse, call the pure cores (conversion,
 //! validation) and answer; every error is an OperationOutcome (see [`error`]).
 //!
-//! - [`routes`]: the route table and the SMART scope each route will require;
+//! - [`routes`]: the route table and the SMART scope each route requires;
+//! - [`auth`]: the bearer-token gate and the OAuth routes (token endpoint, JWKS, discovery);
 //! - [`fhir_ops`]: `metadata`, `$validate`, `$convert`;
 //! - [`fhir_rest`]: read, vread, `_history`, search over the store;
 //! - [`registry`]: `/registry/records` (accept, read, replace, withdraw);
@@ -9,6 +10,7 @@
 //! - [`negotiate`]: media types, `_format`, `_pretty`;
 //! - [`metrics`]: Prometheus counters and histograms.
 
+pub mod auth;
 pub mod error;
 pub mod fhir_ops;
 pub mod fhir_rest;
@@ -22,8 +24,9 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use actix_web::body::BoxBody;
-use actix_web::dev::{Server, Service, ServiceResponse};
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::Value;
 
@@ -44,10 +47,11 @@ pub struct AppState {
     pub max_batch: usize,
     pub max_count: usize,
     pub store: SqlStore,
+    pub auth: auth::AuthMode,
 }
 
 impl AppState {
-    pub fn new(config: &Config, store: SqlStore) -> AppState {
+    pub fn new(config: &Config, store: SqlStore, auth: auth::AuthMode) -> AppState {
         AppState {
             store,
             max_batch: config.server.max_batch,
@@ -59,8 +63,15 @@ impl AppState {
                 ..Converter::default()
             },
             metrics: Metrics::new(),
-            capability_statement: fhir_ops::capability_statement(&crate::convert::now_instant()),
+            capability_statement: fhir_ops::capability_statement(
+                &crate::convert::now_instant(),
+                match &auth {
+                    auth::AuthMode::Enforce(a) => Some(a.authz.token_url.as_str()),
+                    auth::AuthMode::InsecureDevNoAuth => None,
+                },
+            ),
             max_body_bytes: config.server.max_body_bytes,
+            auth,
         }
     }
 }
@@ -75,6 +86,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     use registry::Part;
     cfg.service(resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(resource("/auth/token").route(web::post().to(auth::token)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(auth::jwks)))
+        .service(
+            resource("/fhir/.well-known/smart-configuration")
+                .route(web::get().to(auth::smart_configuration)),
+        )
         .service(resource("/readyz").route(web::get().to(ops::readyz)))
         .service(resource("/metrics").route(web::get().to(ops::metrics)))
         .service(resource("/fhir/metadata").route(web::get().to(fhir_ops::metadata)))
@@ -115,14 +132,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Turns any error answer that is not already an OperationOutcome (routing 404, 405, payload
 /// 413, extractor 400...) into one, so no client ever gets an empty or HTML error.
+/// The token endpoint's own errors are RFC 6749 JSON and pass unchanged.
 fn ensure_outcome(res: ServiceResponse, max_body: usize) -> ServiceResponse<BoxBody> {
     let status = res.status();
-    let is_outcome = res
+    let content_type = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|c| c.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/fhir+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_outcome {
+        .unwrap_or("");
+    let is_outcome = content_type.starts_with("application/fhir+json");
+    let is_oauth_error =
+        res.request().path() == "/auth/token" && content_type.starts_with("application/json");
+    if !(status.is_client_error() || status.is_server_error()) || is_outcome || is_oauth_error {
         return res.map_into_boxed_body();
     }
     let (code, detail, msg) = match status {
@@ -164,45 +185,79 @@ fn ensure_outcome(res: ServiceResponse, max_body: usize) -> ServiceResponse<BoxB
     res.into_response(response)
 }
 
+/// Every request passes here: the auth gate, then the handler; then the answer is made an
+/// OperationOutcome if it is an error that is not one yet, and counted and logged.
+async fn edge(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .expect("AppState is registered");
+    let res = match auth::gate(&state, &req).await {
+        Ok(()) => next.call(req).await?,
+        Err(refusal) => req.into_response(refusal),
+    };
+    let res = ensure_outcome(res, state.max_body_bytes);
+    let status = res.status().as_u16().to_string();
+    let elapsed = started.elapsed();
+    state
+        .metrics
+        .requests
+        .with_label_values(&[&route, &method, &status])
+        .inc();
+    state
+        .metrics
+        .latency
+        .with_label_values(&[&route, &method])
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = %status,
+        ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(res)
+}
+
 /// Opens the store, binds and starts the server; returns it (await it to run) and the bound
 /// address.
-pub async fn start(config: &Config) -> anyhow::Result<(Server, SocketAddr)> {
+///
+/// `insecure_dev_no_auth` turns authentication off; refused unless bound to loopback.
+pub async fn start(
+    config: &Config,
+    insecure_dev_no_auth: bool,
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let auth = if insecure_dev_no_auth {
+        let loopback = config
+            .server
+            .bind
+            .parse::<SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback());
+        if !loopback {
+            anyhow::bail!(
+                "--insecure-dev-no-auth binds to loopback only; server.bind is {}",
+                config.server.bind
+            );
+        }
+        tracing::warn!("AUTHENTICATION IS DISABLED (--insecure-dev-no-auth): any local process can read and write patient data; never use this with real data");
+        auth::AuthMode::InsecureDevNoAuth
+    } else {
+        auth::AuthMode::Enforce(Box::new(crate::auth::Auth::from_config(config)?))
+    };
     let store = SqlStore::open(&config.store.url).await?;
-    let state = web::Data::new(AppState::new(config, store));
+    let state = web::Data::new(AppState::new(config, store, auth));
     let max_body = config.server.max_body_bytes;
     let mut server = HttpServer::new(move || {
-        let state = state.clone();
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(max_body))
-            .wrap_fn(move |req, srv| {
-                let started = Instant::now();
-                let method = req.method().to_string();
-                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-                let metrics = state.metrics.clone();
-                let fut = srv.call(req);
-                async move {
-                    let res = ensure_outcome(fut.await?, max_body);
-                    let status = res.status().as_u16().to_string();
-                    let elapsed = started.elapsed();
-                    metrics
-                        .requests
-                        .with_label_values(&[&route, &method, &status])
-                        .inc();
-                    metrics
-                        .latency
-                        .with_label_values(&[&route, &method])
-                        .observe(elapsed.as_secs_f64());
-                    tracing::info!(
-                        method = %method,
-                        route = %route,
-                        status = %status,
-                        ms = elapsed.as_secs_f64() * 1000.0,
-                        "request"
-                    );
-                    Ok(res)
-                }
-            })
+            .wrap(actix_web::middleware::from_fn(edge))
             .configure(configure)
             .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
     })

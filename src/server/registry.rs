@@ -13,9 +13,6 @@ use crate::fhir::OutcomeIssue;
 use crate::record::{self, csv as record_csv, Record};
 use crate::store::{prepare, Prepared, StoreError, Written};
 
-/// Until OAuth lands, writes are audited as this client.
-const ACTOR: &str = "anonymous";
-
 /// Maps store errors to answers. Ids and versions only.
 pub fn store_error(e: StoreError) -> ApiError {
     match e {
@@ -285,7 +282,7 @@ pub async fn create(
         .map_err(|_| ApiError::internal())??;
     let written = state
         .store
-        .create_many(&prepared, ACTOR)
+        .create_many(&prepared, &super::auth::actor(&req))
         .await
         .map_err(store_error)?;
     state
@@ -354,7 +351,7 @@ pub async fn replace(
     }
     let w = state
         .store
-        .update(&id, expected, &p, ACTOR)
+        .update(&id, expected, &p, &super::auth::actor(&req))
         .await
         .map_err(store_error)?;
     state.metrics.records.with_label_values(&["accepted"]).inc();
@@ -375,7 +372,7 @@ pub async fn delete(
     let expected = if_match(&req)?;
     let w = state
         .store
-        .delete(&id, expected, ACTOR)
+        .delete(&id, expected, &super::auth::actor(&req))
         .await
         .map_err(store_error)?;
     Ok(HttpResponse::Ok()

@@ -1,131 +1,172 @@
-//! The route table: every route with the SMART scope it will require once OAuth is enforced
-//! (`None`: open, for health checks, metrics scraping and the CapabilityStatement). Scopes use
-//! SMART v1 system scopes, as backend services request them.
+//! The route table: every route with the SMART scope it requires (`None`: open: health checks,
+//! the CapabilityStatement, SMART discovery, Engraft's public keys and the token endpoint).
+//!
+//! A need is an interaction on a resource type; `{type}` is the type in the path. Engraft's own
+//! APIs use pseudo types (`RegistryRecord`, `Metrics`). Operations need read on the type of
+//! what they answer: `$validate` on the type validated (`Bundle` when untyped), `$convert` on
+//! `Bundle`; inbound batch/transaction needs create on `Bundle`. See README "Authorization".
+
+use crate::auth::scope::{Interaction, Need};
 
 /// One route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
-    pub scope: Option<&'static str>,
+    /// The resource type (or `{type}`) and interaction required; `None`: open.
+    pub need: Option<(&'static str, Interaction)>,
     pub summary: &'static str,
 }
+
+use Interaction::{Create as C, Delete as D, Read as R, Search as S, Update as U};
 
 pub const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/healthz",
-        scope: None,
+        need: None,
         summary: "The process is up.",
     },
     Route {
         method: "GET",
         path: "/readyz",
-        scope: None,
+        need: None,
         summary: "Definitions, profiles and terminology are loaded.",
     },
     Route {
         method: "GET",
         path: "/metrics",
-        scope: None,
+        need: Some(("Metrics", R)),
         summary: "Prometheus metrics.",
     },
     Route {
         method: "GET",
         path: "/fhir/metadata",
-        scope: None,
+        need: None,
         summary: "The CapabilityStatement.",
     },
     Route {
         method: "POST",
         path: "/fhir/$validate",
-        scope: Some("system/*.read"),
+        need: Some(("Bundle", R)),
         summary: "Validate a resource or Bundle (raw, or in Parameters).",
     },
     Route {
         method: "POST",
         path: "/fhir/{type}/$validate",
-        scope: Some("system/*.read"),
+        need: Some(("{type}", R)),
         summary: "Validate a resource of {type}.",
     },
     Route {
         method: "POST",
         path: "/fhir/$convert",
-        scope: Some("system/*.read"),
+        need: Some(("Bundle", R)),
         summary: "A registry record in, its transaction Bundle out; nothing stored.",
     },
     Route {
         method: "POST",
         path: "/fhir",
-        scope: Some("system/*.write"),
+        need: Some(("Bundle", C)),
         summary: "Inbound batch/transaction Bundles (422 until a reverse mapping exists).",
     },
     Route {
         method: "POST",
         path: "/registry/records",
-        scope: Some("system/*.write"),
+        need: Some(("RegistryRecord", C)),
         summary: "Accept registry records (JSON, JSON array, CSV): check, map, validate, store.",
     },
     Route {
         method: "GET",
         path: "/registry/records/{id}",
-        scope: Some("system/*.read"),
+        need: Some(("RegistryRecord", R)),
         summary: "The stored record.",
     },
     Route {
         method: "PUT",
         path: "/registry/records/{id}",
-        scope: Some("system/*.write"),
+        need: Some(("RegistryRecord", U)),
         summary: "Replace a record (If-Match required).",
     },
     Route {
         method: "DELETE",
         path: "/registry/records/{id}",
-        scope: Some("system/*.write"),
+        need: Some(("RegistryRecord", D)),
         summary: "Consent withdrawal: a tombstone the sync engine acts on.",
     },
     Route {
         method: "GET",
         path: "/registry/records/{id}/bundle",
-        scope: Some("system/*.read"),
+        need: Some(("RegistryRecord", R)),
         summary: "The record's transaction Bundle.",
     },
     Route {
         method: "GET",
         path: "/registry/records/{id}/report",
-        scope: Some("system/*.read"),
+        need: Some(("RegistryRecord", R)),
         summary: "Mapping report and validation outcome.",
     },
     Route {
         method: "GET",
         path: "/fhir/{type}",
-        scope: Some("system/{type}.read"),
+        need: Some(("{type}", S)),
         summary: "Search.",
     },
     Route {
         method: "GET",
         path: "/fhir/{type}/{id}",
-        scope: Some("system/{type}.read"),
+        need: Some(("{type}", R)),
         summary: "Read.",
     },
     Route {
         method: "GET",
         path: "/fhir/{type}/{id}/_history",
-        scope: Some("system/{type}.read"),
+        need: Some(("{type}", R)),
         summary: "History of a resource.",
     },
     Route {
         method: "GET",
         path: "/fhir/{type}/{id}/_history/{vid}",
-        scope: Some("system/{type}.read"),
+        need: Some(("{type}", R)),
         summary: "Read one version.",
+    },
+    Route {
+        method: "GET",
+        path: "/fhir/.well-known/smart-configuration",
+        need: None,
+        summary: "SMART discovery: the token endpoint and what it supports.",
+    },
+    Route {
+        method: "GET",
+        path: "/.well-known/jwks.json",
+        need: None,
+        summary: "Engraft's public keys (active, and retired ones whose tokens may still live).",
+    },
+    Route {
+        method: "POST",
+        path: "/auth/token",
+        need: None,
+        summary: "The built-in token endpoint (SMART Backend Services, client_credentials).",
     },
 ];
 
-/// The scope `method path` (a route pattern) requires; `None` if open or unknown.
-pub fn scope_of(method: &str, pattern: &str) -> Option<&'static str> {
-    ROUTES
+/// What `method pattern` requires, with `{type}` resolved from the path; `None` if open or
+/// unknown.
+pub fn need_of(method: &str, pattern: &str, type_param: Option<&str>) -> Option<Need> {
+    let route = ROUTES
         .iter()
-        .find(|r| r.method == method && r.path == pattern)
-        .and_then(|r| r.scope)
+        .find(|r| r.method == method && r.path == pattern)?;
+    let (resource, interaction) = route.need?;
+    let resource = if resource == "{type}" {
+        type_param.unwrap_or("*")
+    } else {
+        resource
+    };
+    Some(Need::new(resource, interaction))
+}
+
+/// The need as a scope for documentation: `system/{type}.r`.
+pub fn scope_text(route: &Route) -> Option<String> {
+    route
+        .need
+        .map(|(r, i)| format!("system/{r}.{}", i.letter()))
 }

@@ -800,6 +800,33 @@ impl SqlStore {
     }
 }
 
+/// The token endpoint's replay cache.
+impl crate::auth::authz::ReplayGuard for SqlStore {
+    async fn first_use(&self, client_id: &str, jti: &str, expires_at: i64) -> Result<bool, String> {
+        let now = chrono::Utc::now().timestamp();
+        let fail = |e: sqlx::Error| {
+            tracing::error!(error = %e, "replay cache write failed");
+            "replay cache unavailable".to_string()
+        };
+        sqlx::query("DELETE FROM auth_jti WHERE expires_at < $1")
+            .bind(now)
+            .execute(&self.writer)
+            .await
+            .map_err(fail)?;
+        match sqlx::query("INSERT INTO auth_jti (client_id, jti, expires_at) VALUES ($1, $2, $3)")
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&self.writer)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(fail(e)),
+        }
+    }
+}
+
 fn version_of(row: &AnyRow) -> ResourceVersion {
     ResourceVersion {
         resource_type: row.get(0),

@@ -1,10 +1,12 @@
 //! Engraft's integration tests: one binary (faster to link), one module per capability.
 
+mod auth;
 mod cli;
 mod edge_cases;
 mod golden;
 mod helpers;
 mod invalid;
+mod outbound;
 mod robustness;
 mod server;
 mod snapshots;

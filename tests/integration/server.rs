@@ -3,7 +3,12 @@
 //! answer must be the right status with an OperationOutcome that is itself valid FHIR.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use engraft::auth::keys::{self, SigningKey};
+use jsonwebtoken::Algorithm;
 
 use engraft::validation::Validator;
 use reqwest::StatusCode;
@@ -11,28 +16,116 @@ use serde_json::{json, Value};
 
 use crate::helpers::{fixtures, read_json, root};
 
+/// The base URL the test servers are configured with (the `aud` of their tokens).
+pub(crate) const BASE_URL: &str = "https://engraft.test";
+/// The external identity provider the test servers trust.
+pub(crate) const IDP: &str = "https://idp.engraft.test";
+
+/// A test identity provider: an ES384 key whose JWKS file the test servers trust.
+pub(crate) struct TestIdp {
+    pub(crate) key: SigningKey,
+    pub(crate) jwks_file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestIdp {
+    fn new() -> TestIdp {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, _) = SigningKey::generate("idp-1", Algorithm::ES384).unwrap();
+        let jwks_file = dir.path().join("idp.jwks.json");
+        std::fs::write(&jwks_file, keys::jwks([&key]).to_string()).unwrap();
+        TestIdp {
+            key,
+            jwks_file,
+            _dir: dir,
+        }
+    }
+
+    /// A token from the IdP for Engraft with `scope`, valid ten minutes.
+    pub(crate) fn token(&self, scope: &str) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        self.sign(json!({
+            "iss": IDP, "sub": "test-client", "client_id": "test-client", "aud": BASE_URL,
+            "iat": now, "exp": now + 600, "scope": scope,
+        }))
+    }
+
+    pub(crate) fn sign(&self, claims: Value) -> String {
+        self.key.sign(&claims).unwrap()
+    }
+}
+
+pub(crate) fn idp() -> &'static TestIdp {
+    static IDP_KEY: OnceLock<TestIdp> = OnceLock::new();
+    IDP_KEY.get_or_init(TestIdp::new)
+}
+
+/// A client whose every request carries a token with every scope.
+pub(crate) fn authed_client() -> reqwest::Client {
+    client_with(&idp().token("system/*.cruds"))
+}
+
+/// A client whose every request carries `token`.
+pub(crate) fn client_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// A running `engraft serve` child, killed on drop.
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) base: String,
+    /// The store URL.
+    pub(crate) db_url: String,
     /// The SQLite directory of a server started on its own file.
     _dir: Option<tempfile::TempDir>,
+    _config: tempfile::TempDir,
 }
 
 impl Server {
     /// A server on a fresh SQLite file.
     pub(crate) fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_with("", &[], env)
+    }
+
+    /// A server on a fresh SQLite file with `extra` appended to its configuration file and
+    /// `args` after `serve`.
+    pub(crate) fn start_with(extra: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
-        let mut s = Server::start_on(&url, env);
+        let mut s = Server::spawn(&url, extra, args, env);
         s._dir = Some(dir);
         s
     }
 
     /// A server on the store at `url`.
     pub(crate) fn start_on(url: &str, env: &[(&str, &str)]) -> Server {
+        Server::spawn(url, "", &[], env)
+    }
+
+    fn spawn(url: &str, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let config = tempfile::tempdir().unwrap();
+        let file = config.path().join("engraft.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "[auth]\nbase_url = \"{BASE_URL}\"\n{extra}\n[[auth.issuers]]\nissuer = \"{IDP}\"\njwks = {:?}\nalgorithms = [\"ES384\"]\n",
+                idp().jwks_file.display().to_string()
+            ),
+        )
+        .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
         cmd.arg("serve")
+            .arg("--config")
+            .arg(&file)
+            .args(args)
             .current_dir(root())
             .env("ENGRAFT__STORE__URL", url)
             .env("ENGRAFT__SERVER__BIND", "127.0.0.1:0")
@@ -56,7 +149,9 @@ impl Server {
         Server {
             child,
             base,
+            db_url: url.to_string(),
             _dir: None,
+            _config: config,
         }
     }
 
@@ -105,7 +200,7 @@ pub(crate) fn record_text() -> String {
 #[tokio::test]
 async fn health_readiness_and_a_truthful_capability_statement() {
     let s = Server::start(&[]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     let h = c.get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(h.status(), 200);
     let r: Value = c
@@ -138,13 +233,19 @@ async fn health_readiness_and_a_truthful_capability_statement() {
         .map(|r| r["type"].as_str().unwrap())
         .collect();
     assert!(types.contains(&"Observation") && types.contains(&"Patient"));
+    let security = &cs["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+    assert_eq!(
+        security["extension"][0]["extension"][0]["valueUri"],
+        format!("{BASE_URL}/auth/token")
+    );
     assert_eq!(r["store"], "reachable");
 }
 
 #[tokio::test]
 async fn convert_answers_a_valid_bundle_or_every_issue_of_the_record() {
     let s = Server::start(&[]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     let res = c
         .post(s.url("/fhir/$convert"))
         .header("content-type", "application/json")
@@ -204,7 +305,7 @@ async fn convert_answers_a_valid_bundle_or_every_issue_of_the_record() {
 #[tokio::test]
 async fn validate_takes_raw_resources_and_parameters() {
     let s = Server::start(&[]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     let golden =
         std::fs::read_to_string(fixtures("bundles").join("ms-rrms-auto-beam-atg.json")).unwrap();
     let res = c
@@ -277,7 +378,7 @@ async fn validate_takes_raw_resources_and_parameters() {
 #[tokio::test]
 async fn inbound_bundles_are_refused_entry_by_entry_until_a_reverse_mapping_exists() {
     let s = Server::start(&[]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     let golden = read_json(&fixtures("bundles").join("ms-rrms-auto-beam-atg.json"));
     let n = golden["entry"].as_array().unwrap().len();
     let res = c
@@ -315,7 +416,7 @@ async fn inbound_bundles_are_refused_entry_by_entry_until_a_reverse_mapping_exis
 #[tokio::test]
 async fn every_route_answers_bad_requests_with_the_right_operation_outcome() {
     let s = Server::start(&[("ENGRAFT__SERVER__MAX_BODY_BYTES", "65536")]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let dup = r#"{"resourceType": "Patient", "resourceType": "Patient"}"#.to_string();
     let huge = format!(
@@ -447,7 +548,7 @@ async fn every_route_answers_bad_requests_with_the_right_operation_outcome() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status_and_records_by_outcome() {
     let s = Server::start(&[]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     for _ in 0..3 {
         let r = c
             .post(s.url("/fhir/$convert"))
@@ -487,7 +588,7 @@ async fn sigterm_stops_the_server_cleanly() {
         ("ENGRAFT__LOG__LEVEL", "info"),
         ("ENGRAFT__LOG__FORMAT", "json"),
     ]);
-    let c = reqwest::Client::new();
+    let c = authed_client();
     assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), 200);
     let pid = s.child.id().to_string();
     assert!(Command::new("kill")

@@ -83,7 +83,7 @@ async fn counts(url: &str) -> Counts {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::new()
+    crate::server::authed_client()
 }
 
 async fn post_json(s: &Server, path: &str, body: String) -> reqwest::Response {
@@ -516,6 +516,46 @@ macro_rules! both_backends {
     };
 }
 
+/// The token endpoint's replay cache, as two instances sharing one database see it: a jti is
+/// accepted exactly once, even when both race for it; expired entries are forgotten.
+async fn replay_cache_is_shared(b: &Backend) {
+    use engraft::auth::authz::ReplayGuard as _;
+    let url = b.url();
+    let (one, two) = (
+        SqlStore::open(&url).await.unwrap(),
+        SqlStore::open(&url).await.unwrap(),
+    );
+    let later = chrono::Utc::now().timestamp() + 300;
+    assert!(one.first_use("c1", "jti-a", later).await.unwrap());
+    assert!(
+        !two.first_use("c1", "jti-a", later).await.unwrap(),
+        "a replay on the other instance"
+    );
+    assert!(
+        two.first_use("c2", "jti-a", later).await.unwrap(),
+        "jtis are per client"
+    );
+    let mut races = Vec::new();
+    for i in 0..20 {
+        let store = if i % 2 == 0 { one.clone() } else { two.clone() };
+        races.push(tokio::spawn(async move {
+            store.first_use("c1", "jti-race", later).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for r in races {
+        won += usize::from(r.await.unwrap());
+    }
+    assert_eq!(won, 1, "exactly one of twenty racing uses is accepted");
+    let past = chrono::Utc::now().timestamp() - 1;
+    assert!(one.first_use("c1", "jti-old", past).await.unwrap());
+    assert!(
+        two.first_use("c1", "jti-old", later).await.unwrap(),
+        "an expired entry is forgotten"
+    );
+}
+
+both_backends!(replay_cache_is_shared_on, replay_cache_is_shared);
 both_backends!(registry_round_trip_on, registry_round_trip);
 both_backends!(bad_input_changes_nothing_on, bad_input_changes_nothing);
 both_backends!(search_pages_and_includes_on, search_pages_and_includes);
