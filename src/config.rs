@@ -28,6 +28,36 @@ pub struct DestinationConfig {
     /// Its FHIR base URL.
     pub base_url: String,
     pub auth: DestinationAuth,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Attempts before a delivery is `failed` (a permanent error fails at once).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: i64,
+    /// Backoff: full jitter over `backoff_base_ms * 2^attempt`, capped at `backoff_max_secs`.
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    /// Timeout of one request to the destination.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_concurrency() -> usize {
+    4
+}
+fn default_max_attempts() -> i64 {
+    10
+}
+fn default_backoff_base_ms() -> u64 {
+    500
+}
+fn default_backoff_max_secs() -> u64 {
+    300
+}
+fn default_timeout_secs() -> u64 {
+    30
 }
 
 /// How Engraft gets tokens for a destination. Secrets are `{ env = "VAR" }` or
@@ -35,6 +65,8 @@ pub struct DestinationConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum DestinationAuth {
+    /// No token (a sandbox, or a server behind a trusted network boundary).
+    None {},
     /// SMART Backend Services: a client assertion signed with Engraft's key for this EHR.
     SmartBackendServices {
         client_id: String,
@@ -80,11 +112,12 @@ impl DestinationConfig {
     pub fn token_provider(
         &self,
         http: reqwest::Client,
-    ) -> Result<crate::auth::outbound::TokenProvider, String> {
+    ) -> Result<Option<crate::auth::outbound::TokenProvider>, String> {
         use crate::auth::keys::{parse_alg, SigningKey};
         use crate::auth::outbound::{Grant, TokenProvider, TokenUrl};
         let n = &self.name;
         let (url, grant, scope, margin) = match &self.auth {
+            DestinationAuth::None {} => return Ok(None),
             DestinationAuth::SmartBackendServices {
                 client_id,
                 token_url,
@@ -162,13 +195,13 @@ impl DestinationConfig {
                 )
             }
         };
-        Ok(TokenProvider::new(
+        Ok(Some(TokenProvider::new(
             http,
             url,
             grant,
             scope,
             std::time::Duration::from_secs(margin),
-        ))
+        )))
     }
 
     fn problems(&self) -> Vec<String> {
@@ -184,6 +217,7 @@ impl DestinationConfig {
             ));
         }
         let token_url = match &self.auth {
+            DestinationAuth::None {} => None,
             DestinationAuth::SmartBackendServices { token_url, .. } => token_url.as_deref(),
             DestinationAuth::ClientSecretBasic { token_url, .. }
             | DestinationAuth::Password { token_url, .. } => Some(token_url.as_str()),
@@ -193,6 +227,15 @@ impl DestinationConfig {
         }
         if let Err(e) = self.token_provider(reqwest::Client::new()) {
             out.push(e);
+        }
+        if self.concurrency == 0 || self.concurrency > 64 {
+            out.push(format!(
+                "destinations.{}.concurrency: must be 1 to 64",
+                self.name
+            ));
+        }
+        if self.max_attempts < 1 || self.timeout_secs == 0 || self.backoff_base_ms == 0 {
+            out.push(format!("destinations.{}: max_attempts, timeout_secs and backoff_base_ms must be at least 1", self.name));
         }
         out
     }

@@ -16,8 +16,10 @@ pub mod json;
 pub mod mapping;
 pub mod profiles;
 pub mod record;
+pub mod sandbox;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod terminology;
 pub mod validation;
 

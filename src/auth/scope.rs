@@ -52,8 +52,9 @@ impl Interaction {
 /// Engraft's pseudo resource types, usable in scopes like FHIR types:
 /// - `RegistryRecord`: `/registry/records` (c: accept, r: read record, bundle and report,
 ///   u: replace, d: withdraw consent);
-/// - `Metrics`: `GET /metrics` (r).
-pub const ENGRAFT_TYPES: &[&str] = &["RegistryRecord", "Metrics"];
+/// - `Metrics`: `GET /metrics` (r);
+/// - `SyncDelivery`: `/sync` (r: status and failures, u: replay).
+pub const ENGRAFT_TYPES: &[&str] = &["RegistryRecord", "Metrics", "SyncDelivery"];
 
 /// One granted scope: a resource type (or `*`) and a set of interactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

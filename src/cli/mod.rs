@@ -6,6 +6,7 @@ mod fixtures;
 mod input;
 mod keygen;
 mod profiles;
+mod sandbox;
 mod serve;
 mod token;
 mod validate;
@@ -40,6 +41,8 @@ enum Command {
     Validate(validate::Args),
     /// Make a signing key pair: a private PEM (mode 0600) and the public JWKS to register.
     Keygen(keygen::Args),
+    /// Run the sandbox EHR: an in-memory FHIR R4 server with fault injection, for testing.
+    SandboxEhr(sandbox::Args),
     /// Get an access token as a SMART Backend Services client and print it.
     Token(token::Args),
     /// Print a schema.
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Serve(a) => serve::run_serve(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Token(a) => token::run(a),
+        Command::SandboxEhr(a) => sandbox::run(a),
         Command::Config { command } => serve::run_config(command),
     };
     match result {

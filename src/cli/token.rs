@@ -83,7 +83,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             return usage(&format!("no destination named {name} in the configuration"));
         };
         return match d.token_provider(http()?) {
-            Ok(p) => fetch(&p),
+            Ok(Some(p)) => fetch(&p),
+            Ok(None) => usage(&format!(
+                "destination {name} uses no token (auth method none)"
+            )),
             Err(e) => usage(&e),
         };
     }

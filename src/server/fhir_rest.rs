@@ -281,6 +281,11 @@ pub async fn search(
         .map_err(|_| bad("search-query", "The query string cannot be read.".into()))?
         .into_inner();
     let (s, includes) = parse_search(&t, &query, state.max_count)?;
+    if !includes.is_empty() {
+        // Included Patients are read: the token must allow that too, or `_include` would
+        // widen a scope on one type into reads of another.
+        super::auth::require(&req, "Patient", crate::auth::scope::Interaction::Read)?;
+    }
     let page = state.store.search(&t, &s).await.map_err(store_error)?;
     let base = base_url(&req);
     let mut entries: Vec<Value> = Vec::new();

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub records: IntCounterVec,
     pub validations: IntCounterVec,
     pub auth: IntCounterVec,
+    pub deliveries: IntCounterVec,
 }
 
 impl Metrics {
@@ -56,7 +57,15 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
-        for c in [&requests, &records, &validations, &auth] {
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "sync_delivery_attempts_total",
+                "Delivery attempts by destination and outcome (delivered, retry, failed, skipped).",
+            ),
+            &["destination", "outcome"],
+        )
+        .expect("valid metric");
+        for c in [&requests, &records, &validations, &auth, &deliveries] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("metric registered once");
@@ -71,6 +80,7 @@ impl Metrics {
             records,
             validations,
             auth,
+            deliveries,
         }
     }
 

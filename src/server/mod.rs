@@ -19,6 +19,7 @@ pub mod negotiate;
 pub mod ops;
 pub mod registry;
 pub mod routes;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub max_count: usize,
     pub store: SqlStore,
     pub auth: auth::AuthMode,
+    /// Dropping it stops the delivery workers.
+    pub sync_stop: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -72,6 +75,7 @@ impl AppState {
             ),
             max_body_bytes: config.server.max_body_bytes,
             auth,
+            sync_stop: None,
         }
     }
 }
@@ -103,6 +107,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/fhir/$convert").route(web::post().to(fhir_ops::convert)))
         .service(resource("/fhir").route(web::post().to(fhir_ops::batch)))
         .service(resource("/registry/records").route(web::post().to(registry::create)))
+        .service(resource("/sync/status").route(web::get().to(sync::status)))
+        .service(resource("/sync/failed").route(web::get().to(sync::failed)))
+        .service(resource("/sync/failed/retry-all").route(web::post().to(sync::retry_all)))
+        .service(resource("/sync/failed/{id}/retry").route(web::post().to(sync::retry)))
         .service(
             resource("/registry/records/{id}")
                 .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Record)))
@@ -250,8 +258,31 @@ pub async fn start(
     } else {
         auth::AuthMode::Enforce(Box::new(crate::auth::Auth::from_config(config)?))
     };
-    let store = SqlStore::open(&config.store.url).await?;
-    let state = web::Data::new(AppState::new(config, store, auth));
+    let names = config.destinations.iter().map(|d| d.name.clone()).collect();
+    let store = SqlStore::open(&config.store.url)
+        .await?
+        .with_destinations(names);
+    let mut destinations = Vec::new();
+    for d in &config.destinations {
+        destinations.push(std::sync::Arc::new(
+            crate::sync::push::Destination::from_config(d).map_err(anyhow::Error::msg)?,
+        ));
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    let mut state = AppState::new(config, store.clone(), auth);
+    for d in destinations {
+        tokio::spawn(crate::sync::push::run(
+            store.clone(),
+            d,
+            owner.clone(),
+            stop_rx.clone(),
+            state.metrics.deliveries.clone(),
+        ));
+    }
+    // The workers run as long as the state (the server) lives.
+    state.sync_stop = Some(stop_tx);
+    let state = web::Data::new(state);
     let max_body = config.server.max_body_bytes;
     let mut server = HttpServer::new(move || {
         App::new()

@@ -131,6 +131,30 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/sync/status",
+        need: Some(("SyncDelivery", R)),
+        summary: "Per destination: queued, in flight, delivered, failed, skipped, last success and error.",
+    },
+    Route {
+        method: "GET",
+        path: "/sync/failed",
+        need: Some(("SyncDelivery", R)),
+        summary: "Failed deliveries with their reason and the server's OperationOutcome.",
+    },
+    Route {
+        method: "POST",
+        path: "/sync/failed/{id}/retry",
+        need: Some(("SyncDelivery", U)),
+        summary: "Put one failed delivery back in the queue.",
+    },
+    Route {
+        method: "POST",
+        path: "/sync/failed/retry-all",
+        need: Some(("SyncDelivery", U)),
+        summary: "Put every failed delivery back in the queue.",
+    },
+    Route {
+        method: "GET",
         path: "/fhir/.well-known/smart-configuration",
         need: None,
         summary: "SMART discovery: the token endpoint and what it supports.",

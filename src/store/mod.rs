@@ -11,11 +11,13 @@
 //! transaction. Versions are checked in the `UPDATE ... WHERE version = $expected` itself
 //! (optimistic concurrency), so two processes cannot both win.
 
+pub mod deliveries;
 pub mod prepare;
 mod sql;
 
+pub use deliveries::{Attempt, Delivery, DestinationStatus, FailedDelivery};
 pub use prepare::{record_key, Prepared, PreparedResource};
-pub use sql::SqlStore;
+pub use sql::{Backend, SqlStore};
 
 /// Store errors. Messages hold ids and versions, never clinical data.
 #[derive(Debug, thiserror::Error)]

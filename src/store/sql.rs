@@ -23,13 +23,15 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct SqlStore {
     /// SQLite: one connection, so writes queue instead of failing on the write lock.
-    writer: AnyPool,
-    reader: AnyPool,
+    pub(super) writer: AnyPool,
+    pub(super) reader: AnyPool,
     pub backend: Backend,
+    /// Destinations every write enqueues a delivery for (none: one row with destination '').
+    destinations: std::sync::Arc<Vec<String>>,
 }
 
 /// An instant as stored: ISO 8601 UTC with milliseconds (sorts as text).
-fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(super) fn instant(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
@@ -97,6 +99,7 @@ impl SqlStore {
                 writer,
                 reader,
                 backend: Backend::Sqlite,
+                destinations: Default::default(),
             })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = AnyPoolOptions::new()
@@ -109,10 +112,17 @@ impl SqlStore {
                 writer: pool.clone(),
                 reader: pool,
                 backend: Backend::Postgres,
+                destinations: Default::default(),
             })
         } else {
             Err(StoreError::UnsupportedUrl)
         }
+    }
+
+    /// Every later write enqueues one delivery per destination, in its own transaction.
+    pub fn with_destinations(mut self, names: Vec<String>) -> SqlStore {
+        self.destinations = std::sync::Arc::new(names);
+        self
     }
 
     /// The store answers.
@@ -329,15 +339,25 @@ impl SqlStore {
         .await?;
         self.write_resources(tx, &p.id, &p.resources, at, deleted)
             .await?;
-        sqlx::query(
-            "INSERT INTO outbox (record, record_version, action, status, attempts, created_at) VALUES ($1, $2, $3, 'pending', 0, $4)",
-        )
-        .bind(&p.id)
-        .bind(version)
-        .bind(if deleted { "delete" } else { "upsert" })
-        .bind(at)
-        .execute(&mut **tx)
-        .await?;
+        let journal = [String::new()];
+        let destinations: &[String] = if self.destinations.is_empty() {
+            &journal
+        } else {
+            &self.destinations
+        };
+        for d in destinations {
+            sqlx::query(
+                "INSERT INTO outbox (record, record_version, action, status, attempts, created_at, destination, next_attempt_at, updated_at) \
+                 VALUES ($1, $2, $3, 'pending', 0, $4, $5, $4, $4)",
+            )
+            .bind(&p.id)
+            .bind(version)
+            .bind(if deleted { "delete" } else { "upsert" })
+            .bind(at)
+            .bind(d)
+            .execute(&mut **tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO audit (at, actor, action, entity, entity_id, version) VALUES ($1, $2, $3, 'record', $4, $5)",
         )

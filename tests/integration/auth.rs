@@ -376,6 +376,21 @@ async fn scopes_are_enforced_per_interaction_on_every_route() {
             assert_eq!(codes, ["insufficient-scope"]);
         }
     }
+    // `_include` reads another type: the token must allow that too.
+    let include = "/fhir/Observation?_include=Observation:patient";
+    let res = client_with(&obs_rs)
+        .get(s.url(include))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(res, StatusCode::FORBIDDEN).await,
+        ["insufficient-scope"]
+    );
+    let both = token("system/Observation.rs system/Patient.r");
+    let res = client_with(&both).get(s.url(include)).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
     // Scopes Engraft does not honour grant nothing.
     for scope in [
         "patient/*.read",

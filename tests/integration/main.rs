@@ -11,4 +11,5 @@ mod robustness;
 mod server;
 mod snapshots;
 mod store_api;
+mod sync;
 mod validation;

@@ -110,6 +110,11 @@ impl Server {
         Server::spawn(url, "", &[], env)
     }
 
+    /// A server on the store at `url` with `extra` configuration.
+    pub(crate) fn start_on_with(url: &str, extra: &str) -> Server {
+        Server::spawn(url, extra, &[], &[])
+    }
+
     fn spawn(url: &str, extra: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         let config = tempfile::tempdir().unwrap();
         let file = config.path().join("engraft.toml");

@@ -13,13 +13,13 @@ use crate::helpers::{fixtures, read_json};
 use crate::server::{outcome, record_text, Server};
 
 /// A backend for one run of the suite: its URL and what to drop afterwards.
-enum Backend {
+pub(crate) enum Backend {
     Sqlite(tempfile::TempDir),
     Postgres { admin: String, db: String },
 }
 
 impl Backend {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self {
             Backend::Sqlite(d) => format!("sqlite://{}", d.path().join("engraft.db").display()),
             Backend::Postgres { admin, db } => {
@@ -58,7 +58,7 @@ fn sqlite() -> Backend {
 }
 
 /// A fresh PostgreSQL database, or `None` (said plainly) when no server is configured.
-async fn postgres(test: &str) -> Option<Backend> {
+pub(crate) async fn postgres(test: &str) -> Option<Backend> {
     let Ok(admin) = std::env::var("ENGRAFT_TEST_DATABASE_URL") else {
         assert!(
             std::env::var("ENGRAFT_REQUIRE_POSTGRES").is_err(),

@@ -1,0 +1,292 @@
+//! The delivery queue of EHR sync: outbox rows per destination, leased by workers, finished
+//! as delivered, retried later, failed (terminal until replayed) or skipped. On PostgreSQL a
+//! lease skips rows another process holds (`FOR UPDATE SKIP LOCKED`); a lease that runs out
+//! (the worker died) makes the row available again, so nothing accepted is lost.
+
+use sqlx::Row;
+
+use super::sql::{instant, Backend, SqlStore};
+use super::StoreError;
+
+/// A leased delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub seq: i64,
+    pub destination: String,
+    pub record: String,
+    pub record_version: i64,
+    pub action: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered {
+        status: u16,
+    },
+    /// Try again at `at` (RFC 3339); `reason` is the category of what went wrong.
+    Retry {
+        at: chrono::DateTime<chrono::Utc>,
+        reason: &'static str,
+        status: Option<u16>,
+        error: String,
+    },
+    /// Terminal until replayed; `outcome` is the server's OperationOutcome, if it sent one.
+    Failed {
+        reason: &'static str,
+        status: Option<u16>,
+        error: String,
+        outcome: Option<String>,
+    },
+    /// Nothing to send (for example the record was withdrawn and the policy is to stop).
+    Skipped {
+        why: String,
+    },
+}
+
+/// Per destination: how many rows are in each state, and the latest success and error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DestinationStatus {
+    pub destination: String,
+    pub queued: i64,
+    pub in_flight: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// A failed delivery, with why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailedDelivery {
+    pub id: i64,
+    pub destination: String,
+    pub record: String,
+    pub record_version: i64,
+    pub attempts: i64,
+    pub reason: Option<String>,
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+    /// The server's OperationOutcome (JSON), when it sent one.
+    pub outcome: Option<String>,
+    pub failed_at: Option<String>,
+}
+
+/// The columns an attempt sets: status, next attempt, reason, HTTP status, error, outcome.
+type Finish<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+impl SqlStore {
+    /// Leases up to `n` due rows of `destination` to `owner` for `seconds`.
+    pub async fn lease_deliveries(
+        &self,
+        destination: &str,
+        owner: &str,
+        n: i64,
+        seconds: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let at = instant(now());
+        let until = instant(now() + chrono::Duration::seconds(seconds));
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE outbox SET status = 'leased', lease_owner = $1, leased_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE seq IN (SELECT seq FROM outbox WHERE destination = $4 AND \
+               ((status = 'pending' AND next_attempt_at <= $3) OR (status = 'leased' AND leased_until < $3)) \
+             ORDER BY seq LIMIT $5{lock}) \
+             RETURNING seq, destination, record, record_version, action, attempts"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(&until)
+            .bind(&at)
+            .bind(destination)
+            .bind(n)
+            .fetch_all(&self.writer)
+            .await?;
+        let mut out: Vec<Delivery> = rows
+            .iter()
+            .map(|r| Delivery {
+                seq: r.get(0),
+                destination: r.get(1),
+                record: r.get(2),
+                record_version: r.get(3),
+                action: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect();
+        out.sort_by_key(|d| d.seq);
+        Ok(out)
+    }
+
+    /// Records how an attempt ended; only the lease owner can (a worker whose lease ran out
+    /// and was taken over gets `false`, and its result is dropped: the new owner's counts).
+    pub async fn finish_delivery(
+        &self,
+        seq: i64,
+        owner: &str,
+        attempt: &Attempt,
+    ) -> Result<bool, StoreError> {
+        let at = instant(now());
+        let (status, next, reason, http, error, outcome): Finish<'_> = match attempt {
+            Attempt::Delivered { status } => (
+                "delivered",
+                at.clone(),
+                None,
+                Some(i64::from(*status)),
+                None,
+                None,
+            ),
+            Attempt::Retry {
+                at: when,
+                reason,
+                status,
+                error,
+            } => (
+                "pending",
+                instant(*when),
+                Some(reason),
+                status.map(i64::from),
+                Some(error.clone()),
+                None,
+            ),
+            Attempt::Failed {
+                reason,
+                status,
+                error,
+                outcome,
+            } => (
+                "failed",
+                at.clone(),
+                Some(reason),
+                status.map(i64::from),
+                Some(error.clone()),
+                outcome.clone(),
+            ),
+            Attempt::Skipped { why } => {
+                ("skipped", at.clone(), None, None, Some(why.clone()), None)
+            }
+        };
+        let done = sqlx::query(
+            "UPDATE outbox SET status = $1, next_attempt_at = $2, reason = $3, last_status = $4, last_error = $5, \
+             outcome = $6, updated_at = $7, leased_until = NULL \
+             WHERE seq = $8 AND lease_owner = $9 AND status = 'leased'",
+        )
+        .bind(status)
+        .bind(next)
+        .bind(reason)
+        .bind(http)
+        .bind(error)
+        .bind(outcome)
+        .bind(&at)
+        .bind(seq)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Per destination counts and the latest success and error.
+    pub async fn sync_status(&self) -> Result<Vec<DestinationStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT destination, \
+               SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN status = 'leased' THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), \
+               SUM(CASE WHEN status = 'skipped' THEN 1 ELSE 0 END), \
+               MAX(CASE WHEN status = 'delivered' THEN updated_at END), \
+               MAX(CASE WHEN last_error IS NOT NULL AND status <> 'delivered' THEN updated_at END) \
+             FROM outbox WHERE destination <> '' GROUP BY destination ORDER BY destination",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let destination: String = r.get(0);
+            let last_error_at: Option<String> = r.get(7);
+            let last_error = match last_error_at {
+                None => None,
+                Some(t) => sqlx::query(
+                    "SELECT last_error FROM outbox WHERE destination = $1 AND updated_at = $2 AND last_error IS NOT NULL LIMIT 1",
+                )
+                .bind(&destination)
+                .bind(&t)
+                .fetch_optional(&self.reader)
+                .await?
+                .map(|row| format!("{t}: {}", row.get::<String, _>(0))),
+            };
+            out.push(DestinationStatus {
+                queued: r.get(1),
+                in_flight: r.get(2),
+                delivered: r.get(3),
+                failed: r.get(4),
+                skipped: r.get(5),
+                last_success: r.get(6),
+                last_error,
+                destination,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Failed deliveries, oldest first.
+    pub async fn failed_deliveries(&self, limit: i64) -> Result<Vec<FailedDelivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, destination, record, record_version, attempts, reason, last_status, last_error, outcome, updated_at \
+             FROM outbox WHERE status = 'failed' ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FailedDelivery {
+                id: r.get(0),
+                destination: r.get(1),
+                record: r.get(2),
+                record_version: r.get(3),
+                attempts: r.get(4),
+                reason: r.get(5),
+                http_status: r.get(6),
+                error: r.get(7),
+                outcome: r.get(8),
+                failed_at: r.get(9),
+            })
+            .collect())
+    }
+
+    /// Puts failed deliveries back in the queue (one by id, or all): attempts start again.
+    /// Returns how many.
+    pub async fn retry_failed(&self, id: Option<i64>) -> Result<u64, StoreError> {
+        let at = instant(now());
+        let q = match id {
+            Some(id) => sqlx::query(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 WHERE status = 'failed' AND seq = $2",
+            )
+            .bind(at)
+            .bind(id),
+            None => sqlx::query(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, updated_at = $1 WHERE status = 'failed' AND seq >= $2",
+            )
+            .bind(at)
+            .bind(0i64),
+        };
+        Ok(q.execute(&self.writer).await?.rows_affected())
+    }
+}

@@ -1,0 +1,217 @@
+//! The delivery worker of one destination.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng as _;
+
+use super::policy::{decide, Answer, RetryPolicy};
+use crate::auth::outbound::{SendError, TokenProvider};
+use crate::config::DestinationConfig;
+use crate::store::{Attempt, Delivery, SqlStore, StoreError};
+
+/// A destination, ready to deliver to.
+pub struct Destination {
+    pub name: String,
+    /// Where transaction Bundles are POSTed (the FHIR base URL).
+    pub base_url: String,
+    tokens: Option<TokenProvider>,
+    http: reqwest::Client,
+    pub policy: RetryPolicy,
+    pub concurrency: usize,
+    timeout: Duration,
+}
+
+impl Destination {
+    pub fn from_config(d: &DestinationConfig) -> Result<Destination, String> {
+        let timeout = Duration::from_secs(d.timeout_secs);
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|_| "HTTP client".to_string())?;
+        Ok(Destination {
+            name: d.name.clone(),
+            base_url: d.base_url.trim_end_matches('/').to_string(),
+            tokens: d.token_provider(http.clone())?,
+            http,
+            policy: RetryPolicy {
+                max_attempts: d.max_attempts,
+                base: Duration::from_millis(d.backoff_base_ms),
+                max: Duration::from_secs(d.backoff_max_secs),
+            },
+            concurrency: d.concurrency,
+            timeout,
+        })
+    }
+
+    /// POSTs a transaction Bundle; the answer, without its body unless it is an error.
+    async fn send(&self, bundle: &str) -> Answer {
+        let url = format!("{}/", self.base_url);
+        let build = |http: &reqwest::Client| {
+            http.post(&url)
+                .header("content-type", "application/fhir+json")
+                .header("accept", "application/fhir+json")
+                .body(bundle.to_string())
+        };
+        let res = match &self.tokens {
+            Some(t) => t.send(build).await,
+            None => build(&self.http).send().await.map_err(SendError::Http),
+        };
+        match res {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body = if (200..300).contains(&status) {
+                    // Read to the end so the connection is reused; the content is not kept.
+                    let _ = r.bytes().await;
+                    String::new()
+                } else {
+                    r.text().await.unwrap_or_default()
+                };
+                Answer::Http {
+                    status,
+                    retry_after,
+                    body,
+                }
+            }
+            Err(SendError::Token(e)) => Answer::Token(e.to_string()),
+            Err(SendError::Http(e)) if e.is_timeout() => Answer::Timeout,
+            Err(SendError::Http(_)) => Answer::Network,
+        }
+    }
+}
+
+/// One attempt at one delivery; returns how it ended.
+async fn attempt(
+    store: &SqlStore,
+    dest: &Destination,
+    d: &Delivery,
+) -> Result<Attempt, StoreError> {
+    if d.action == "delete" {
+        return Ok(Attempt::Skipped {
+            why: "consent withdrawn: syncing stopped for this record (withdrawal policy: stop)"
+                .into(),
+        });
+    }
+    let record = match store.record(&d.record).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => {
+            return Ok(Attempt::Skipped {
+                why: "the record no longer exists".into(),
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    if record.deleted {
+        return Ok(Attempt::Skipped {
+            why: format!("withdrawn at version {}", record.version),
+        });
+    }
+    if record.version > d.record_version {
+        return Ok(Attempt::Skipped {
+            why: format!(
+                "superseded by version {} (its own delivery sends it)",
+                record.version
+            ),
+        });
+    }
+    let answer = dest.send(&record.bundle).await;
+    let unit: f64 = rand::thread_rng().gen();
+    Ok(decide(
+        &dest.policy,
+        d.attempts,
+        &answer,
+        chrono::Utc::now(),
+        unit,
+    ))
+}
+
+/// Delivers `destination`'s queue until `stop` turns true. Leases last well beyond one
+/// request's timeout; a worker that dies leaves leases that run out, and another (or the same
+/// after a restart) takes the rows over.
+pub async fn run(
+    store: SqlStore,
+    dest: Arc<Destination>,
+    owner: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    attempts: prometheus::IntCounterVec,
+) {
+    // Long enough for a slow attempt (token refresh, request, 401 retry), short enough that a
+    // crashed worker's rows are taken over soon.
+    let lease_secs = (dest.timeout.as_secs() * 2 + 5) as i64;
+    tracing::info!(destination = %dest.name, "delivery worker started");
+    while !*stop.borrow() {
+        let rows = match store
+            .lease_deliveries(&dest.name, &owner, dest.concurrency as i64, lease_secs)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(destination = %dest.name, error = %e, "leasing deliveries failed");
+                Vec::new()
+            }
+        };
+        if rows.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                changed = stop.changed() => if changed.is_err() { break },
+            }
+            continue;
+        }
+        let work = rows.iter().map(|d| {
+            let (store, dest, owner, attempts) = (&store, &dest, &owner, &attempts);
+            async move {
+                let outcome = match attempt(store, dest, d).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::error!(destination = %dest.name, error = %e, "reading the record failed");
+                        return;
+                    }
+                };
+                log(dest, d, &outcome);
+                let label = match &outcome {
+                    Attempt::Delivered { .. } => "delivered",
+                    Attempt::Retry { .. } => "retry",
+                    Attempt::Failed { .. } => "failed",
+                    Attempt::Skipped { .. } => "skipped",
+                };
+                attempts.with_label_values(&[&dest.name, label]).inc();
+                if let Err(e) = store.finish_delivery(d.seq, owner, &outcome).await {
+                    tracing::error!(destination = %dest.name, error = %e, "recording a delivery failed; its lease will run out and it will be retried");
+                }
+            }
+        });
+        futures_util::future::join_all(work).await;
+    }
+    tracing::info!(destination = %dest.name, "delivery worker stopped");
+}
+
+/// One line per attempt: destination, record, version, outcome, HTTP status. No payload.
+fn log(dest: &Destination, d: &Delivery, a: &Attempt) {
+    match a {
+        Attempt::Delivered { status } => {
+            tracing::info!(destination = %dest.name, record = %d.record, version = d.record_version, attempt = d.attempts, status, "delivered")
+        }
+        Attempt::Retry {
+            reason, status, at, ..
+        } => {
+            tracing::warn!(destination = %dest.name, record = %d.record, version = d.record_version, attempt = d.attempts, reason, status = ?status, retry_at = %at, "delivery will be retried")
+        }
+        Attempt::Failed {
+            reason,
+            status,
+            error,
+            ..
+        } => {
+            tracing::warn!(destination = %dest.name, record = %d.record, version = d.record_version, attempt = d.attempts, reason, status = ?status, %error, "delivery failed")
+        }
+        Attempt::Skipped { why } => {
+            tracing::info!(destination = %dest.name, record = %d.record, version = d.record_version, %why, "delivery skipped")
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! EHR sync, push side: the real gateway delivering to the real sandbox EHR (`engraft
+//! sandbox-ehr`, another process) over 127.0.0.1, with injected faults, including answers
+//! lost after the transaction was applied. The sandbox's final state is compared resource by
+//! resource with the bundles Engraft holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::server::{authed_client, Server};
+
+struct Sandbox {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sandbox(args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
+    cmd.args(["sandbox-ehr", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    if let Some(dir) = load {
+        cmd.arg("--load").arg(dir);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("sandbox-ehr listening on ")
+        .unwrap_or_else(|| panic!("unexpected {line:?}"))
+        .to_string();
+    Sandbox { child, base }
+}
+
+fn destination(base: &str) -> String {
+    format!(
+        "[[destinations]]\nname = \"sandbox\"\nbase_url = \"{base}\"\nconcurrency = 4\nmax_attempts = 30\nbackoff_base_ms = 20\nbackoff_max_secs = 1\ntimeout_secs = 5\n[destinations.auth]\nmethod = \"none\"\n"
+    )
+}
+
+async fn post_record(s: &Server, record: &Value) -> String {
+    let res = authed_client()
+        .post(s.url("/registry/records"))
+        .header("content-type", "application/json")
+        .body(record.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let v: Value = res.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Polls `/sync/status` until nothing is queued or in flight; returns the destination's row.
+async fn drained(s: &Server, within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let status: Value = authed_client()
+            .get(s.url("/sync/status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let d = status["destinations"][0].clone();
+        if d["queued"] == 0 && d["in_flight"] == 0 {
+            return d;
+        }
+        assert!(started.elapsed() < within, "not drained in time: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// (type, identifier system|value) of every entry of a Bundle or list of resources.
+fn keys<'a>(resources: impl Iterator<Item = &'a Value>) -> Vec<(String, String)> {
+    resources
+        .map(|r| {
+            let t = r["resourceType"].as_str().unwrap().to_string();
+            let ident = r["identifier"][0]
+                .as_object()
+                .map(|i| {
+                    format!(
+                        "{}|{}",
+                        i["system"].as_str().unwrap(),
+                        i["value"].as_str().unwrap()
+                    )
+                })
+                .unwrap_or_else(|| format!("id:{}", r["id"].as_str().unwrap_or("")));
+            (t, ident)
+        })
+        .collect()
+}
+
+/// What the sandbox holds is exactly what Engraft's bundles say: no resource missing, none
+/// twice (the Provenance of each record is PUT by id, so it counts by id), and references
+/// pointing at the sandbox's own ids.
+async fn assert_sandbox_holds_exactly(s: &Server, ehr: &Sandbox, ids: &[String]) {
+    let mut expected = Vec::new();
+    for id in ids {
+        let bundle: Value = authed_client()
+            .get(s.url(&format!("/registry/records/{id}/bundle")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for e in bundle["entry"].as_array().unwrap() {
+            let mut r = e["resource"].clone();
+            if r["identifier"].is_null() {
+                let url = e["request"]["url"].as_str().unwrap();
+                r["id"] = json!(url.split_once('/').unwrap().1);
+            }
+            expected.push(r);
+        }
+    }
+    let held: Vec<Value> = reqwest::get(format!("{}/_sandbox/resources", ehr.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let want = keys(expected.iter());
+    let got = keys(held.iter());
+    let mut seen: BTreeMap<&(String, String), usize> = BTreeMap::new();
+    for k in &got {
+        *seen.entry(k).or_default() += 1;
+    }
+    assert!(seen.values().all(|n| *n == 1), "a resource arrived twice");
+    assert_eq!(
+        want.iter().collect::<BTreeSet<_>>(),
+        got.iter().collect::<BTreeSet<_>>(),
+        "the sandbox holds exactly the expected resources"
+    );
+    assert_eq!(want.len(), got.len());
+    // References point at the sandbox's own ids.
+    let patients: BTreeSet<String> = held
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .map(|r| format!("Patient/{}", r["id"].as_str().unwrap()))
+        .collect();
+    for r in held.iter().filter(|r| r["resourceType"] == "Observation") {
+        assert!(patients.contains(r["subject"]["reference"].as_str().unwrap()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_resource_arrives_exactly_once_through_injected_faults() {
+    let ehr = sandbox(&["--fault-rate", "0.3", "--seed", "7"], None);
+    let s = Server::start_with(&destination(&ehr.base), &[], &[]);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let record = serde_json::to_value(engraft::fixtures::generate(2024, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    let status = drained(&s, Duration::from_secs(120)).await;
+    assert_eq!(status["delivered"], 30, "{status}");
+    assert_eq!(status["failed"], 0, "{status}");
+
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+    // Faults were really injected, lost answers included.
+    let stats: Value = reqwest::get(format!("{}/_sandbox/stats", ehr.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let faults = stats["faults"].as_object().unwrap();
+    assert!(
+        faults.values().map(|v| v.as_u64().unwrap()).sum::<u64>() >= 5,
+        "{stats}"
+    );
+    assert!(faults.contains_key("applied-then-500"), "{stats}");
+    // And counted per destination.
+    let metrics = authed_client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "engraft_sync_delivery_attempts_total{destination=\"sandbox\",outcome=\"delivered\"} 30"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outcome=\"retry\""));
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_fails_with_the_servers_outcome_and_can_be_replayed() {
+    // The sandbox already holds two Patients with the UPN of the record Engraft will send:
+    // its conditional update matches twice, which honest FHIR answers with 412.
+    let record = serde_json::to_value(engraft::fixtures::generate(99, 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let probe = sandbox(&[], None);
+    let s0 = Server::start_with(&destination(&probe.base), &[], &[]);
+    let id0 = post_record(&s0, &record).await;
+    let bundle: Value = authed_client()
+        .get(s0.url(&format!("/registry/records/{id0}/bundle")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let patient = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"]["resourceType"] == "Patient")
+        .unwrap()["resource"]
+        .clone();
+    let twins = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": patient, "request": {"method": "PUT", "url": "Patient/twin-a"}},
+        {"resource": patient, "request": {"method": "PUT", "url": "Patient/twin-b"}},
+    ]});
+    std::fs::write(dir.path().join("twins.json"), twins.to_string()).unwrap();
+    drop(s0);
+    drop(probe);
+
+    let ehr = sandbox(&[], Some(dir.path()));
+    let s = Server::start_with(&destination(&ehr.base), &[], &[]);
+    post_record(&s, &record).await;
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 1, "{status}");
+    assert!(
+        status["last_error"].as_str().unwrap().contains("HTTP 412"),
+        "{status}"
+    );
+    let failed: Value = authed_client()
+        .get(s.url("/sync/failed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let f = &failed["failed"][0];
+    assert_eq!(f["reason"], "conflict");
+    assert_eq!(f["http_status"], 412);
+    assert_eq!(f["attempts"], 1, "a permanent error is not retried");
+    let outcome: Value = serde_json::from_str(f["outcome"].as_str().unwrap()).unwrap();
+    assert_eq!(outcome["resourceType"], "OperationOutcome");
+
+    // Replay: back in the queue, tried again (and, the cause not fixed, failed again).
+    let id = f["id"].as_i64().unwrap();
+    let res = authed_client()
+        .post(s.url(&format!("/sync/failed/{id}/retry")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let res = authed_client()
+        .post(s.url("/sync/failed/999999/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 1);
+    let stats: Value = reqwest::get(format!("{}/_sandbox/stats", ehr.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["resources_total"], 2,
+        "nothing of the refused transactions was applied"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_a_sync_several_times_then_the_same_exact_final_state() {
+    let ehr = sandbox(
+        &["--fault-rate", "0.2", "--seed", "11", "--latency-ms", "30"],
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
+    let config = destination(&ehr.base).replace("timeout_secs = 5", "timeout_secs = 2");
+    let mut s = Server::start_on_with(&url, &config);
+    let mut ids = Vec::new();
+    for i in 0..24 {
+        let record = serde_json::to_value(engraft::fixtures::generate(31, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    // Killed at different points of the sync, three times, each time restarted on the same
+    // database (a new process, a new lease owner).
+    for pause in [300u64, 700, 450] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        let _ = Command::new("kill")
+            .args(["-KILL", &s.child.id().to_string()])
+            .status();
+        let _ = s.child.wait();
+        drop(s);
+        s = Server::start_on_with(&url, &config);
+    }
+    let status = drained(&s, Duration::from_secs(120)).await;
+    assert_eq!(status["delivered"], 24, "{status}");
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+}
+
+/// Scale-out: two gateways on one PostgreSQL database share the delivery queue (leases with
+/// `FOR UPDATE SKIP LOCKED`), through faults; still every resource exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_on_one_postgres_database_deliver_each_record_once() {
+    let Some(db) = crate::store_api::postgres("two_gateways_deliver_each_record_once").await else {
+        return;
+    };
+    let ehr = sandbox(&["--fault-rate", "0.2", "--seed", "5"], None);
+    let config = destination(&ehr.base);
+    let a = Server::start_on_with(&db.url(), &config);
+    let b = Server::start_on_with(&db.url(), &config);
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let record = serde_json::to_value(engraft::fixtures::generate(77, i)).unwrap();
+        let via = if i % 2 == 0 { &a } else { &b };
+        ids.push(post_record(via, &record).await);
+    }
+    let status = drained(&a, Duration::from_secs(120)).await;
+    assert_eq!(status["delivered"], 20, "{status}");
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_sandbox_holds_exactly(&a, &ehr, &ids).await;
+    // Both gateways delivered (each leased its share).
+    let mut by_gateway = Vec::new();
+    for s in [&a, &b] {
+        let m = authed_client()
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let delivered: u64 = m
+            .lines()
+            .find(|l| {
+                l.starts_with("engraft_sync_delivery_attempts_total")
+                    && l.contains("outcome=\"delivered\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        by_gateway.push(delivered);
+    }
+    assert_eq!(by_gateway.iter().sum::<u64>(), 20, "{by_gateway:?}");
+    assert!(
+        by_gateway.iter().all(|n| *n > 0),
+        "both gateways delivered: {by_gateway:?}"
+    );
+}
