@@ -3,7 +3,7 @@
 //! filled first (records converted and written, deliveries queued); then the delivery worker
 //! drains the queue and the process CPU time spent meanwhile is divided by the resources
 //! delivered. Then the same with 20% injected faults (lost answers included), checking every
-//! resource arrived once. Run with `cargo bench --bench sync` (RECORDS=200 by default).
+//! resource arrived once. Run with `cargo bench --bench sync` (RECORDS=1000 by default; defaults of a destination: concurrency 4, backoff from 500 ms).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -55,7 +55,7 @@ fn main() {
     let records: u64 = std::env::var("RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if measuring { 200 } else { 5 });
+        .unwrap_or(if measuring { 1000 } else { 5 });
     let clean = drain(records, "0");
     let faulty = drain(records, "0.2");
     println!(
@@ -104,7 +104,7 @@ fn drain(records: u64, fault_rate: &str) -> Duration {
             store.create_many(chunk, "bench").await.unwrap();
         }
         let config: DestinationConfig = toml::from_str(&format!(
-            "name = \"sandbox\"\nbase_url = \"{base}\"\nbackoff_base_ms = 50\nbackoff_max_secs = 2\nauth = {{ method = \"none\" }}\n"
+            "name = \"sandbox\"\nbase_url = \"{base}\"\nauth = {{ method = \"none\" }}\n"
         ))
         .unwrap();
         let dest = Arc::new(Destination::from_config(&config).unwrap());

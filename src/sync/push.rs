@@ -145,50 +145,77 @@ pub async fn run(
     // crashed worker's rows are taken over soon.
     let lease_secs = (dest.timeout.as_secs() * 2 + 5) as i64;
     tracing::info!(destination = %dest.name, "delivery worker started");
+    // Up to `concurrency` deliveries in flight, each its own task (so it progresses while this
+    // loop waits on the store); a slot that frees is refilled at once, so one slow answer
+    // never holds the others back.
+    let mut in_flight = tokio::task::JoinSet::new();
     while !*stop.borrow() {
-        let rows = match store
-            .lease_deliveries(&dest.name, &owner, dest.concurrency as i64, lease_secs)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(destination = %dest.name, error = %e, "leasing deliveries failed");
-                Vec::new()
+        let free = dest.concurrency.saturating_sub(in_flight.len());
+        if free > 0 {
+            match store
+                .lease_deliveries(&dest.name, &owner, free as i64, lease_secs)
+                .await
+            {
+                Ok(rows) => {
+                    for d in rows {
+                        let (store, dest) = (store.clone(), dest.clone());
+                        let (owner, attempts) = (owner.clone(), attempts.clone());
+                        in_flight.spawn(async move {
+                            deliver(&store, &dest, &owner, &attempts, d).await
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(destination = %dest.name, error = %e, "leasing deliveries failed")
+                }
             }
-        };
-        if rows.is_empty() {
+        }
+        if in_flight.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 changed = stop.changed() => if changed.is_err() { break },
             }
             continue;
         }
-        let work = rows.iter().map(|d| {
-            let (store, dest, owner, attempts) = (&store, &dest, &owner, &attempts);
-            async move {
-                let outcome = match attempt(store, dest, d).await {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::error!(destination = %dest.name, error = %e, "reading the record failed");
-                        return;
-                    }
-                };
-                log(dest, d, &outcome);
-                let label = match &outcome {
-                    Attempt::Delivered { .. } => "delivered",
-                    Attempt::Retry { .. } => "retry",
-                    Attempt::Failed { .. } => "failed",
-                    Attempt::Skipped { .. } => "skipped",
-                };
-                attempts.with_label_values(&[&dest.name, label]).inc();
-                if let Err(e) = store.finish_delivery(d.seq, owner, &outcome).await {
-                    tracing::error!(destination = %dest.name, error = %e, "recording a delivery failed; its lease will run out and it will be retried");
-                }
+        if in_flight.len() < dest.concurrency {
+            // Free slots: wake on a finished delivery, or soon to look for new work.
+            tokio::select! {
+                _ = in_flight.join_next() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
-        });
-        futures_util::future::join_all(work).await;
+        } else {
+            in_flight.join_next().await;
+        }
     }
     tracing::info!(destination = %dest.name, "delivery worker stopped");
+}
+
+/// One delivery attempt, recorded.
+async fn deliver(
+    store: &SqlStore,
+    dest: &Destination,
+    owner: &str,
+    attempts: &prometheus::IntCounterVec,
+    d: Delivery,
+) {
+    let outcome = match attempt(store, dest, &d).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(destination = %dest.name, error = %e, "reading the record failed; its lease will run out and it will be retried");
+            return;
+        }
+    };
+    log(dest, &d, &outcome);
+    let label = match &outcome {
+        Attempt::Delivered { .. } => "delivered",
+        Attempt::Retry { .. } => "retry",
+        Attempt::Failed { .. } => "failed",
+        Attempt::Skipped { .. } => "skipped",
+    };
+    attempts.with_label_values(&[&dest.name, label]).inc();
+    if let Err(e) = store.finish_delivery(d.seq, owner, &outcome).await {
+        tracing::error!(destination = %dest.name, error = %e, "recording a delivery failed; its lease will run out and it will be retried");
+    }
 }
 
 /// One line per attempt: destination, record, version, outcome, HTTP status. No payload.
