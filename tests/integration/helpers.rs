@@ -109,3 +109,22 @@ pub fn json_diff(expected: &Value, actual: &Value) -> String {
         .header("expected (golden)", "actual")
         .to_string()
 }
+
+/// The address a freshly spawned Engraft process prints as its first line
+/// (`<prefix><url>`), read from its piped stdout.
+pub(crate) fn listening_on(child: &mut std::process::Child, prefix: &str) -> String {
+    use std::io::BufRead as _;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
+}
+
+/// GET `url` with `client`; the JSON body.
+pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}

@@ -2,7 +2,6 @@
 //! is sent malformed bodies, wrong media types, oversize payloads and wrong methods, and each
 //! answer must be the right status with an OperationOutcome that is itself valid FHIR.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -142,15 +141,7 @@ impl Server {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("engraft serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("engraft listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let base = crate::helpers::listening_on(&mut child, "engraft listening on ");
         Server {
             child,
             base,

@@ -4,13 +4,13 @@
 //! resource with the bundles Engraft holds.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::helpers::{get_json, listening_on};
 use crate::server::{authed_client, Server};
 
 struct Sandbox {
@@ -35,15 +35,7 @@ fn sandbox(args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
         cmd.arg("--load").arg(dir);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("sandbox-ehr listening on ")
-        .unwrap_or_else(|| panic!("unexpected {line:?}"))
-        .to_string();
+    let base = listening_on(&mut child, "sandbox-ehr listening on ");
     Sandbox { child, base }
 }
 
@@ -70,14 +62,7 @@ async fn post_record(s: &Server, record: &Value) -> String {
 async fn drained(s: &Server, within: Duration) -> Value {
     let started = Instant::now();
     loop {
-        let status: Value = authed_client()
-            .get(s.url("/sync/status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status: Value = get_json(&authed_client(), &s.url("/sync/status")).await;
         let d = status["destinations"][0].clone();
         if d["queued"] == 0 && d["in_flight"] == 0 {
             return d;
@@ -113,14 +98,11 @@ fn keys<'a>(resources: impl Iterator<Item = &'a Value>) -> Vec<(String, String)>
 async fn assert_sandbox_holds_exactly(s: &Server, ehr: &Sandbox, ids: &[String]) {
     let mut expected = Vec::new();
     for id in ids {
-        let bundle: Value = authed_client()
-            .get(s.url(&format!("/registry/records/{id}/bundle")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let bundle: Value = get_json(
+            &authed_client(),
+            &s.url(&format!("/registry/records/{id}/bundle")),
+        )
+        .await;
         for e in bundle["entry"].as_array().unwrap() {
             let mut r = e["resource"].clone();
             if r["identifier"].is_null() {
@@ -130,12 +112,14 @@ async fn assert_sandbox_holds_exactly(s: &Server, ehr: &Sandbox, ids: &[String])
             expected.push(r);
         }
     }
-    let held: Vec<Value> = reqwest::get(format!("{}/_sandbox/resources", ehr.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let held: Vec<Value> = serde_json::from_value(
+        get_json(
+            &reqwest::Client::new(),
+            &format!("{}/_sandbox/resources", ehr.base),
+        )
+        .await,
+    )
+    .unwrap();
     let want = keys(expected.iter());
     let got = keys(held.iter());
     let mut seen: BTreeMap<&(String, String), usize> = BTreeMap::new();
@@ -175,12 +159,11 @@ async fn every_resource_arrives_exactly_once_through_injected_faults() {
 
     assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
     // Faults were really injected, lost answers included.
-    let stats: Value = reqwest::get(format!("{}/_sandbox/stats", ehr.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(
+        &reqwest::Client::new(),
+        &format!("{}/_sandbox/stats", ehr.base),
+    )
+    .await;
     let faults = stats["faults"].as_object().unwrap();
     assert!(
         faults.values().map(|v| v.as_u64().unwrap()).sum::<u64>() >= 5,
@@ -214,14 +197,11 @@ async fn a_permanent_refusal_fails_with_the_servers_outcome_and_can_be_replayed(
     let probe = sandbox(&[], None);
     let s0 = Server::start_with(&destination(&probe.base), &[], &[]);
     let id0 = post_record(&s0, &record).await;
-    let bundle: Value = authed_client()
-        .get(s0.url(&format!("/registry/records/{id0}/bundle")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bundle: Value = get_json(
+        &authed_client(),
+        &s0.url(&format!("/registry/records/{id0}/bundle")),
+    )
+    .await;
     let patient = bundle["entry"]
         .as_array()
         .unwrap()
@@ -246,14 +226,7 @@ async fn a_permanent_refusal_fails_with_the_servers_outcome_and_can_be_replayed(
         status["last_error"].as_str().unwrap().contains("HTTP 412"),
         "{status}"
     );
-    let failed: Value = authed_client()
-        .get(s.url("/sync/failed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let failed: Value = get_json(&authed_client(), &s.url("/sync/failed")).await;
     let f = &failed["failed"][0];
     assert_eq!(f["reason"], "conflict");
     assert_eq!(f["http_status"], 412);
@@ -277,12 +250,11 @@ async fn a_permanent_refusal_fails_with_the_servers_outcome_and_can_be_replayed(
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let status = drained(&s, Duration::from_secs(30)).await;
     assert_eq!(status["failed"], 1);
-    let stats: Value = reqwest::get(format!("{}/_sandbox/stats", ehr.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = get_json(
+        &reqwest::Client::new(),
+        &format!("{}/_sandbox/stats", ehr.base),
+    )
+    .await;
     assert_eq!(
         stats["resources_total"], 2,
         "nothing of the refused transactions was applied"
