@@ -42,6 +42,19 @@ pub struct DestinationConfig {
     /// Timeout of one request to the destination.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// Consecutive transient failures that open the circuit breaker...
+    #[serde(default = "default_circuit_failures")]
+    pub circuit_failures: u32,
+    /// ...for this many seconds; then one delivery probes.
+    #[serde(default = "default_circuit_open_secs")]
+    pub circuit_open_secs: u64,
+}
+
+fn default_circuit_failures() -> u32 {
+    5
+}
+fn default_circuit_open_secs() -> u64 {
+    30
 }
 
 fn default_concurrency() -> usize {

@@ -51,6 +51,8 @@ pub struct AppState {
     pub auth: auth::AuthMode,
     /// Dropping it stops the delivery workers.
     pub sync_stop: Option<tokio::sync::watch::Sender<bool>>,
+    /// The destinations this process delivers to (their circuit breakers).
+    pub destinations: Vec<std::sync::Arc<crate::sync::push::Destination>>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
             max_body_bytes: config.server.max_body_bytes,
             auth,
             sync_stop: None,
+            destinations: Vec::new(),
         }
     }
 }
@@ -271,6 +274,7 @@ pub async fn start(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let mut state = AppState::new(config, store.clone(), auth);
+    state.destinations = destinations.clone();
     for d in destinations {
         tokio::spawn(crate::sync::push::run(
             store.clone(),

@@ -8,10 +8,32 @@ use super::registry::store_error;
 use super::AppState;
 
 /// `GET /sync/status`: per destination, queued, in flight, delivered, failed, skipped, the
-/// last success and the last error.
+/// last success and the last error (from the store: every instance's work), and this
+/// process's circuit breaker state.
 pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let rows = state.store.sync_status().await.map_err(store_error)?;
-    Ok(HttpResponse::Ok().json(json!({ "destinations": rows })))
+    let now = std::time::Instant::now();
+    let mut out = Vec::new();
+    for d in &state.destinations {
+        let mut row = rows
+            .iter()
+            .find(|r| r.destination == d.name)
+            .map(|r| json!(r))
+            .unwrap_or_else(|| {
+                json!({"destination": d.name, "queued": 0, "in_flight": 0, "delivered": 0,
+                       "failed": 0, "skipped": 0, "last_success": null, "last_error": null})
+            });
+        row["circuit"] = json!(d.circuit.state(now));
+        out.push(row);
+    }
+    // Destinations no longer configured here but with rows in the store.
+    for r in rows
+        .iter()
+        .filter(|r| !state.destinations.iter().any(|d| d.name == r.destination))
+    {
+        out.push(json!(r));
+    }
+    Ok(HttpResponse::Ok().json(json!({ "destinations": out })))
 }
 
 /// `GET /sync/failed`: failed deliveries with their reason category, HTTP status and the

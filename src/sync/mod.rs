@@ -4,5 +4,6 @@
 //! ([`policy`]). Every accepted record is either delivered or sits in a visible state
 //! (queued, failed with its reason, skipped with why) until replayed.
 
+pub mod circuit;
 pub mod policy;
 pub mod push;

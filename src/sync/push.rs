@@ -20,6 +20,7 @@ pub struct Destination {
     pub policy: RetryPolicy,
     pub concurrency: usize,
     timeout: Duration,
+    pub circuit: super::circuit::Circuit,
 }
 
 impl Destination {
@@ -42,6 +43,10 @@ impl Destination {
             },
             concurrency: d.concurrency,
             timeout,
+            circuit: super::circuit::Circuit::new(
+                d.circuit_failures,
+                Duration::from_secs(d.circuit_open_secs),
+            ),
         })
     }
 
@@ -151,12 +156,20 @@ pub async fn run(
     let mut in_flight = tokio::task::JoinSet::new();
     while !*stop.borrow() {
         let free = dest.concurrency.saturating_sub(in_flight.len());
+        let free = if free > 0 {
+            dest.circuit.allow(free, std::time::Instant::now())
+        } else {
+            0
+        };
         if free > 0 {
             match store
                 .lease_deliveries(&dest.name, &owner, free as i64, lease_secs)
                 .await
             {
                 Ok(rows) => {
+                    if rows.is_empty() {
+                        dest.circuit.unused();
+                    }
                     for d in rows {
                         let (store, dest) = (store.clone(), dest.clone());
                         let (owner, attempts) = (owner.clone(), attempts.clone());
@@ -166,6 +179,7 @@ pub async fn run(
                     }
                 }
                 Err(e) => {
+                    dest.circuit.unused();
                     tracing::error!(destination = %dest.name, error = %e, "leasing deliveries failed")
                 }
             }
@@ -206,6 +220,17 @@ async fn deliver(
         }
     };
     log(dest, &d, &outcome);
+    let was = dest.circuit.state(std::time::Instant::now());
+    match outcome {
+        // Nothing was sent: says nothing about the destination's health.
+        Attempt::Skipped { .. } => dest.circuit.unused(),
+        Attempt::Retry { .. } => dest.circuit.record(false, std::time::Instant::now()),
+        _ => dest.circuit.record(true, std::time::Instant::now()),
+    }
+    let now_state = dest.circuit.state(std::time::Instant::now());
+    if was != now_state {
+        tracing::warn!(destination = %dest.name, circuit = now_state, "circuit breaker changed state");
+    }
     let label = match &outcome {
         Attempt::Delivered { .. } => "delivered",
         Attempt::Retry { .. } => "retry",

@@ -342,3 +342,109 @@ async fn two_gateways_on_one_postgres_database_deliver_each_record_once() {
         "both gateways delivered: {by_gateway:?}"
     );
 }
+
+/// A destination behind SMART Backend Services: Engraft gets its token from the sandbox's
+/// token endpoint (discovered from its `.well-known`) with a key made by `engraft keygen`.
+#[tokio::test]
+async fn a_smart_protected_destination_is_delivered_to_with_a_discovered_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = Command::new(env!("CARGO_BIN_EXE_engraft"))
+        .args([
+            "keygen",
+            "--alg",
+            "RS384",
+            "--kid",
+            "engraft-ehr-1",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let jwks = dir.path().join("engraft-ehr-1.jwks.json");
+    let ehr = sandbox(
+        &[
+            "--client-id",
+            "engraft-at-centre",
+            "--client-jwks",
+            jwks.to_str().unwrap(),
+        ],
+        None,
+    );
+    // Without a token the sandbox refuses.
+    let res = reqwest::Client::new()
+        .post(format!("{}/", ehr.base))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let config = format!(
+        "[[destinations]]\nname = \"sandbox\"\nbase_url = \"{}\"\n[destinations.auth]\nmethod = \"smart-backend-services\"\nclient_id = \"engraft-at-centre\"\nscope = \"system/*.cruds\"\nprivate_key = {{ file = {:?} }}\nkid = \"engraft-ehr-1\"\nalg = \"RS384\"\n",
+        ehr.base,
+        dir.path().join("engraft-ehr-1.key.pem").display().to_string()
+    );
+    let s = Server::start_with(&config, &[], &[]);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let record = serde_json::to_value(engraft::fixtures::generate(8, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["delivered"], 3, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+}
+
+/// A destination down for a while: the circuit opens (nothing is dropped, nothing fails), and
+/// when the destination is back one probe closes it and the queue drains.
+#[tokio::test]
+async fn a_destination_down_for_a_while_opens_the_circuit_then_drains() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = destination(&base)
+        .replace("max_attempts = 30", "max_attempts = 200")
+        .replace(
+            "[destinations.auth]",
+            "circuit_failures = 3\ncircuit_open_secs = 2\n[destinations.auth]",
+        );
+    let s = Server::start_with(&config, &[], &[]);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let record = serde_json::to_value(engraft::fixtures::generate(21, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    let started = Instant::now();
+    loop {
+        let status = get_json(&authed_client(), &s.url("/sync/status")).await;
+        let d = &status["destinations"][0];
+        if d["circuit"] == "open" {
+            assert_eq!(d["failed"], 0, "{d}");
+            assert_eq!(d["delivered"], 0, "{d}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the circuit never opened: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The destination comes back on its address.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
+    cmd.args(["sandbox-ehr", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let listening = listening_on(&mut child, "sandbox-ehr listening on ");
+    let ehr = Sandbox {
+        child,
+        base: listening,
+    };
+    let status = drained(&s, Duration::from_secs(60)).await;
+    assert_eq!(status["delivered"], 3, "{status}");
+    assert_eq!(status["circuit"], "closed", "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+}
