@@ -8,6 +8,7 @@ mod keygen;
 mod profiles;
 mod sandbox;
 mod serve;
+mod sync;
 mod token;
 mod validate;
 
@@ -41,6 +42,11 @@ enum Command {
     Validate(validate::Args),
     /// Make a signing key pair: a private PEM (mode 0600) and the public JWKS to register.
     Keygen(keygen::Args),
+    /// The EHR delivery queue: status, retry of failures, a foreground push.
+    Sync {
+        #[command(subcommand)]
+        command: sync::Command,
+    },
     /// Run the sandbox EHR: an in-memory FHIR R4 server with fault injection, for testing.
     SandboxEhr(sandbox::Args),
     /// Get an access token as a SMART Backend Services client and print it.
@@ -96,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Keygen(a) => keygen::run(a),
         Command::Token(a) => token::run(a),
         Command::SandboxEhr(a) => sandbox::run(a),
+        Command::Sync { command } => sync::run(command),
         Command::Config { command } => serve::run_config(command),
     };
     match result {

@@ -448,3 +448,69 @@ async fn a_destination_down_for_a_while_opens_the_circuit_then_drains() {
     assert_eq!(status["circuit"], "closed", "{status}");
     assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
 }
+
+/// `engraft sync push|status|retry` on the store a configuration names: records accepted while
+/// the destination was down (and the gateway then killed) are delivered from the command line.
+#[tokio::test]
+async fn the_cli_drains_the_queue_a_dead_gateway_left() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
+    let dest = destination(&base).replace("timeout_secs = 5", "timeout_secs = 1");
+    let mut s = Server::start_on_with(&url, &dest);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let record = serde_json::to_value(engraft::fixtures::generate(41, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &s.child.id().to_string()])
+        .status();
+    let _ = s.child.wait();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_engraft"))
+        .args(["sandbox-ehr", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let listening = listening_on(&mut child, "sandbox-ehr listening on ");
+    let ehr = Sandbox {
+        child,
+        base: listening,
+    };
+
+    let config = dir.path().join("engraft.toml");
+    std::fs::write(&config, format!("[store]\nurl = {url:?}\n{dest}")).unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_engraft"))
+            .args(["sync"])
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let push = cli(&["push"]);
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    assert!(String::from_utf8_lossy(&push.stdout).contains("queue drained: 3 delivered"));
+    let status = cli(&["status"]);
+    let text = String::from_utf8(status.stdout).unwrap();
+    let row = text.lines().find(|l| l.starts_with("sandbox")).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[1..6], ["0", "0", "3", "0", "0"], "{text}");
+    let retry = cli(&["retry", "--id", "12345"]);
+    assert_eq!(retry.status.code(), Some(1), "no such failed delivery");
+
+    // The sandbox holds exactly those records (checked through a server on the same store).
+    s = Server::start_on_with(&url, "");
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+}

@@ -1,0 +1,170 @@
+//! `engraft sync status|retry|push`: the delivery queue from the command line, on the store
+//! the configuration names (no server needed).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::store::SqlStore;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Per destination: queued, in flight, delivered, failed, skipped, last success and error.
+    Status {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Put failed deliveries back in the queue: one (--id) or all (--all).
+    Retry {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Deliver the queue now, in the foreground, until nothing is queued or in flight; with a
+    /// progress bar. Exits 1 if deliveries failed.
+    Push {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    Config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|errors| {
+        for e in &errors {
+            eprintln!("config error: {e}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+pub fn run(c: Command) -> anyhow::Result<ExitCode> {
+    let path = match &c {
+        Command::Status { config } | Command::Retry { config, .. } | Command::Push { config } => {
+            config.clone()
+        }
+    };
+    let config = match load(path.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let names = config.destinations.iter().map(|d| d.name.clone()).collect();
+        let store = SqlStore::open(&config.store.url)
+            .await?
+            .with_destinations(names);
+        match c {
+            Command::Status { .. } => {
+                println!(
+                    "{:<24} {:>8} {:>9} {:>10} {:>7} {:>8}  last success / last error",
+                    "destination", "queued", "in flight", "delivered", "failed", "skipped"
+                );
+                for r in store.sync_status().await? {
+                    println!(
+                        "{:<24} {:>8} {:>9} {:>10} {:>7} {:>8}  {} / {}",
+                        r.destination,
+                        r.queued,
+                        r.in_flight,
+                        r.delivered,
+                        r.failed,
+                        r.skipped,
+                        r.last_success.as_deref().unwrap_or("-"),
+                        r.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+                for f in store.failed_deliveries(1000).await? {
+                    println!(
+                        "failed #{}: {} record {} v{} after {} attempts: {} {}",
+                        f.id,
+                        f.destination,
+                        f.record,
+                        f.record_version,
+                        f.attempts,
+                        f.reason.as_deref().unwrap_or("-"),
+                        f.error.as_deref().unwrap_or("")
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Retry { id, all, .. } => {
+                let n = store.retry_failed(if all { None } else { id }).await?;
+                println!("{n} deliveries back in the queue");
+                Ok(if n == 0 && !all {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                })
+            }
+            Command::Push { .. } => push(store, &config).await,
+        }
+    })
+}
+
+async fn push(store: SqlStore, config: &Config) -> anyhow::Result<ExitCode> {
+    if config.destinations.is_empty() {
+        eprintln!("engraft sync push: no [[destinations]] in the configuration");
+        return Ok(ExitCode::from(2));
+    }
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let attempts = prometheus::IntCounterVec::new(
+        prometheus::Opts::new("attempts", "delivery attempts"),
+        &["destination", "outcome"],
+    )?;
+    let owner = format!(
+        "cli-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    for d in &config.destinations {
+        let dest =
+            Arc::new(crate::sync::push::Destination::from_config(d).map_err(anyhow::Error::msg)?);
+        tokio::spawn(crate::sync::push::run(
+            store.clone(),
+            dest,
+            owner.clone(),
+            stop_rx.clone(),
+            attempts.clone(),
+        ));
+    }
+    let total = |rows: &[crate::store::DestinationStatus]| -> (u64, u64, u64) {
+        rows.iter().fold((0, 0, 0), |(open, done, failed), r| {
+            (
+                open + (r.queued + r.in_flight) as u64,
+                done + (r.delivered + r.skipped) as u64,
+                failed + r.failed as u64,
+            )
+        })
+    };
+    let (open, done0, _) = total(&store.sync_status().await?);
+    let bar = indicatif::ProgressBar::new(open);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} deliveries, {elapsed} elapsed, {msg}",
+    )?);
+    loop {
+        let rows = store.sync_status().await?;
+        let (open, done, failed) = total(&rows);
+        bar.set_length(done - done0 + failed + open);
+        bar.set_position(done - done0 + failed);
+        bar.set_message(format!("{failed} failed"));
+        if open == 0 {
+            bar.finish();
+            println!(
+                "queue drained: {} delivered or skipped now, {failed} failed in all",
+                done - done0
+            );
+            return Ok(if failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
