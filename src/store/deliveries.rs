@@ -289,4 +289,68 @@ impl SqlStore {
         };
         Ok(q.execute(&self.writer).await?.rows_affected())
     }
+
+    /// What `destination` holds of `record`'s resources, by (type, local id).
+    pub async fn ledger(
+        &self,
+        destination: &str,
+        record: &str,
+    ) -> Result<std::collections::HashMap<(String, String), crate::sync::ledger::Held>, StoreError>
+    {
+        let rows = sqlx::query(
+            "SELECT resource_type, resource_id, remote, remote_version, hash FROM sync_ledger WHERE destination = $1 AND record = $2",
+        )
+        .bind(destination)
+        .bind(record)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.get(0), r.get(1)),
+                    crate::sync::ledger::Held {
+                        remote: r.get(2),
+                        version: r.get(3),
+                        hash: r.get(4),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Records what a delivery confirmed, in one transaction.
+    pub async fn ledger_update(
+        &self,
+        destination: &str,
+        record: &str,
+        rows: &[crate::sync::ledger::Row],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let at = instant(now());
+        let mut tx = self.writer.begin().await?;
+        for ((t, id), held) in rows {
+            sqlx::query(
+                "INSERT INTO sync_ledger (destination, record, resource_type, resource_id, remote, remote_version, hash, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (destination, resource_type, resource_id) DO UPDATE SET \
+                 record = excluded.record, remote = excluded.remote, remote_version = excluded.remote_version, \
+                 hash = excluded.hash, updated_at = excluded.updated_at",
+            )
+            .bind(destination)
+            .bind(record)
+            .bind(t)
+            .bind(id)
+            .bind(&held.remote)
+            .bind(&held.version)
+            .bind(&held.hash)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -5,5 +5,6 @@
 //! (queued, failed with its reason, skipped with why) until replayed.
 
 pub mod circuit;
+pub mod ledger;
 pub mod policy;
 pub mod push;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
+use super::ledger;
 use super::policy::{decide, Answer, RetryPolicy};
 use crate::auth::outbound::{SendError, TokenProvider};
 use crate::config::DestinationConfig;
@@ -71,13 +72,8 @@ impl Destination {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let body = if (200..300).contains(&status) {
-                    // Read to the end so the connection is reused; the content is not kept.
-                    let _ = r.bytes().await;
-                    String::new()
-                } else {
-                    r.text().await.unwrap_or_default()
-                };
+                // A transaction-response (for the ledger) or an error's OperationOutcome.
+                let body = r.text().await.unwrap_or_default();
                 Answer::Http {
                     status,
                     retry_after,
@@ -125,15 +121,35 @@ async fn attempt(
             ),
         });
     }
-    let answer = dest.send(&record.bundle).await;
+    let bundle: serde_json::Value = match serde_json::from_str(&record.bundle) {
+        Ok(b) => b,
+        Err(_) => {
+            return Ok(Attempt::Failed {
+                reason: "validation",
+                status: None,
+                error: "the stored Bundle does not parse".into(),
+                outcome: None,
+            })
+        }
+    };
+    let held = store.ledger(&dest.name, &d.record).await?;
+    let plan = ledger::plan(&bundle, &held);
+    let Some(to_send) = &plan.bundle else {
+        return Ok(Attempt::Skipped {
+            why: "nothing changed since the last delivery".into(),
+        });
+    };
+    let answer = dest.send(&to_send.to_string()).await;
     let unit: f64 = rand::thread_rng().gen();
-    Ok(decide(
-        &dest.policy,
-        d.attempts,
-        &answer,
-        chrono::Utc::now(),
-        unit,
-    ))
+    let outcome = decide(&dest.policy, d.attempts, &answer, chrono::Utc::now(), unit);
+    if let (Attempt::Delivered { .. }, Answer::Http { body, .. }) = (&outcome, &answer) {
+        // A lost ledger write only means the next delivery re-sends (idempotently).
+        let response: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        store
+            .ledger_update(&dest.name, &d.record, &ledger::confirmed(&plan, &response))
+            .await?;
+    }
+    Ok(outcome)
 }
 
 /// Delivers `destination`'s queue until `stop` turns true. Leases last well beyond one

@@ -514,3 +514,76 @@ async fn the_cli_drains_the_queue_a_dead_gateway_left() {
     s = Server::start_on_with(&url, "");
     assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
 }
+
+/// The ledger: a record's second version sends only the resources that changed (references to
+/// the unchanged ones point at the destination's ids); nothing else is written there again.
+#[tokio::test]
+async fn a_new_version_sends_only_what_changed() {
+    let ehr = sandbox(&[], None);
+    let s = Server::start_with(&destination(&ehr.base), &[], &[]);
+    let v1: Value = serde_json::from_str(&crate::server::record_text()).unwrap();
+    let id = post_record(&s, &v1).await;
+    drained(&s, Duration::from_secs(30)).await;
+    let bundle_url = s.url(&format!("/registry/records/{id}/bundle"));
+    let b1 = get_json(&authed_client(), &bundle_url).await;
+    let stats = |base: String| async move {
+        get_json(&reqwest::Client::new(), &format!("{base}/_sandbox/stats")).await
+    };
+    let before = stats(ehr.base.clone()).await;
+
+    let mut v2 = v1.clone();
+    v2["version"] = json!(v1["version"].as_u64().unwrap_or(1) + 1);
+    let fu = v2["followUps"].as_array_mut().unwrap();
+    let last = fu.len() - 1;
+    fu[last]["scores"][0]["value"] = json!(4.0);
+    let res = authed_client()
+        .put(s.url(&format!("/registry/records/{id}")))
+        .header("content-type", "application/json")
+        .header("if-match", "W/\"1\"")
+        .body(v2.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["delivered"], 2, "{status}");
+    let b2 = get_json(&authed_client(), &bundle_url).await;
+    let old: std::collections::HashMap<&str, &Value> = b1["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["fullUrl"].as_str().unwrap(), &e["resource"]))
+        .collect();
+    let changed = b2["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| old.get(e["fullUrl"].as_str().unwrap()) != Some(&&e["resource"]))
+        .count();
+    assert!((1..10).contains(&changed), "{changed}");
+    let after = stats(ehr.base.clone()).await;
+    let written = |v: &Value| v["versions_written"].as_u64().unwrap();
+    assert_eq!(
+        written(&after) - written(&before),
+        changed as u64,
+        "only the changed resources were written again"
+    );
+    // The changed resources still reference the destination's Patient.
+    let held: Vec<Value> = serde_json::from_value(
+        get_json(
+            &reqwest::Client::new(),
+            &format!("{}/_sandbox/resources", ehr.base),
+        )
+        .await,
+    )
+    .unwrap();
+    let patient = held
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .unwrap();
+    let pref = format!("Patient/{}", patient["id"].as_str().unwrap());
+    assert!(held
+        .iter()
+        .filter(|r| r["resourceType"] == "Observation")
+        .all(|r| r["subject"]["reference"] == pref));
+}
