@@ -114,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/sync/failed").route(web::get().to(sync::failed)))
         .service(resource("/sync/failed/retry-all").route(web::post().to(sync::retry_all)))
         .service(resource("/sync/failed/{id}/retry").route(web::post().to(sync::retry)))
+        .service(resource("/sync/{destination}/dry-run").route(web::post().to(sync::dry_run)))
         .service(
             resource("/registry/records/{id}")
                 .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Record)))

@@ -154,6 +154,12 @@ pub const ROUTES: &[Route] = &[
         summary: "Put every failed delivery back in the queue.",
     },
     Route {
+        method: "POST",
+        path: "/sync/{destination}/dry-run",
+        need: Some(("SyncDelivery", R)),
+        summary: "What the queued deliveries would send now, as a diff against the ledger.",
+    },
+    Route {
         method: "GET",
         path: "/fhir/.well-known/smart-configuration",
         need: None,

@@ -71,3 +71,66 @@ pub async fn retry_all(state: web::Data<AppState>) -> Result<HttpResponse, ApiEr
     let n = state.store.retry_failed(None).await.map_err(store_error)?;
     Ok(HttpResponse::Accepted().json(json!({ "requeued": n })))
 }
+
+/// `POST /sync/{destination}/dry-run`: what the queued deliveries would send now, as a diff
+/// against the ledger: per record, each resource to send (create, or update of its remote id)
+/// and how many are unchanged. Nothing is sent or changed.
+pub async fn dry_run(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = path.into_inner();
+    if !state.destinations.iter().any(|d| d.name == name) {
+        return Err(ApiError::not_found("No destination with that name."));
+    }
+    let queued = state
+        .store
+        .queued_deliveries(&name, 1000)
+        .await
+        .map_err(store_error)?;
+    let mut records = Vec::new();
+    let mut total = 0usize;
+    for d in &queued {
+        if d.action == "delete" {
+            records.push(json!({"record": d.record, "version": d.record_version,
+                "action": "skip", "why": "consent withdrawn (withdrawal policy: stop)"}));
+            continue;
+        }
+        let record = match state.store.record(&d.record).await {
+            Ok(r) if !r.deleted && r.version == d.record_version => r,
+            _ => {
+                records.push(json!({"record": d.record, "version": d.record_version,
+                    "action": "skip", "why": "superseded, withdrawn or gone"}));
+                continue;
+            }
+        };
+        let bundle: serde_json::Value =
+            serde_json::from_str(&record.bundle).map_err(|_| ApiError::internal())?;
+        let held = state
+            .store
+            .ledger(&name, &d.record)
+            .await
+            .map_err(store_error)?;
+        let plan = crate::sync::ledger::plan(&bundle, &held);
+        let send: Vec<serde_json::Value> = plan
+            .sent
+            .iter()
+            .map(|(t, id, _)| {
+                let remote = held.get(&(t.clone(), id.clone())).map(|h| h.remote.clone());
+                json!({"resourceType": t, "id": id,
+                    "action": if remote.is_some() { "update" } else { "create" },
+                    "remote": remote})
+            })
+            .collect();
+        total += send.len();
+        records.push(json!({"record": d.record, "version": d.record_version,
+            "action": if send.is_empty() { "skip" } else { "send" },
+            "send": send, "unchanged": plan.unchanged}));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "destination": name,
+        "queued": queued.len(),
+        "resources_to_send": total,
+        "records": records,
+    })))
+}

@@ -353,4 +353,31 @@ impl SqlStore {
         tx.commit().await?;
         Ok(())
     }
+
+    /// Queued (pending or leased) deliveries of `destination`, oldest first.
+    pub async fn queued_deliveries(
+        &self,
+        destination: &str,
+        limit: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, destination, record, record_version, action, attempts FROM outbox \
+             WHERE destination = $1 AND status IN ('pending', 'leased') ORDER BY seq LIMIT $2",
+        )
+        .bind(destination)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Delivery {
+                seq: r.get(0),
+                destination: r.get(1),
+                record: r.get(2),
+                record_version: r.get(3),
+                action: r.get(4),
+                attempts: r.get(5),
+            })
+            .collect())
+    }
 }

@@ -432,6 +432,38 @@ async fn a_destination_down_for_a_while_opens_the_circuit_then_drains() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A dry run says what would be sent: every resource of the three records, all creates.
+    let dry = authed_client()
+        .post(s.url("/sync/sandbox/dry-run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dry.status(), StatusCode::OK);
+    let dry: Value = dry.json().await.unwrap();
+    assert_eq!(dry["queued"], 3, "{dry}");
+    let mut expected = 0;
+    for id in &ids {
+        let b = get_json(
+            &authed_client(),
+            &s.url(&format!("/registry/records/{id}/bundle")),
+        )
+        .await;
+        expected += b["entry"].as_array().unwrap().len();
+    }
+    assert_eq!(dry["resources_to_send"], expected);
+    assert!(dry["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["send"].as_array().unwrap())
+        .all(|e| e["action"] == "create"));
+    let unknown = authed_client()
+        .post(s.url("/sync/nowhere/dry-run"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
     // The destination comes back on its address.
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
     cmd.args(["sandbox-ehr", "--port", &port.to_string()])
