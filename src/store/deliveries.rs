@@ -331,24 +331,45 @@ impl SqlStore {
         }
         let at = instant(now());
         let mut tx = self.writer.begin().await?;
-        for ((t, id), held) in rows {
-            sqlx::query(
+        // Multi-row upserts: one statement per 100 resources, not one per resource. Numbered
+        // placeholders, which both SQLite and PostgreSQL take.
+        for chunk in rows.chunks(100) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = i * 8;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5,
+                        n + 6,
+                        n + 7,
+                        n + 8
+                    )
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO sync_ledger (destination, record, resource_type, resource_id, remote, remote_version, hash, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (destination, resource_type, resource_id) DO UPDATE SET \
+                 VALUES {} ON CONFLICT (destination, resource_type, resource_id) DO UPDATE SET \
                  record = excluded.record, remote = excluded.remote, remote_version = excluded.remote_version, \
                  hash = excluded.hash, updated_at = excluded.updated_at",
-            )
-            .bind(destination)
-            .bind(record)
-            .bind(t)
-            .bind(id)
-            .bind(&held.remote)
-            .bind(&held.version)
-            .bind(&held.hash)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for ((t, id), held) in chunk {
+                q = q
+                    .bind(destination)
+                    .bind(record)
+                    .bind(t)
+                    .bind(id)
+                    .bind(&held.remote)
+                    .bind(&held.version)
+                    .bind(&held.hash)
+                    .bind(&at);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
