@@ -111,7 +111,7 @@ pub async fn dry_run(
             .ledger(&name, &d.record)
             .await
             .map_err(store_error)?;
-        let plan = crate::sync::ledger::plan(&bundle, &held);
+        let plan = crate::sync::ledger::plan(bundle, &held);
         let send: Vec<serde_json::Value> = plan
             .sent
             .iter()

@@ -58,15 +58,19 @@ fn rewrite(v: &mut Value, map: &HashMap<String, String>) {
     }
 }
 
-/// What of `bundle` still has to be sent to a destination holding `ledger`.
-pub fn plan(bundle: &Value, ledger: &HashMap<(String, String), Held>) -> Plan {
-    let entries = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let mut keep = Vec::new();
+/// What of `bundle` still has to be sent to a destination holding `ledger`. Takes the Bundle
+/// (its entries move into the plan; nothing is copied).
+pub fn plan(mut bundle: Value, ledger: &HashMap<(String, String), Held>) -> Plan {
+    let entries = match bundle.get_mut("entry").map(Value::take) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let mut keep = Vec::with_capacity(entries.len());
     let mut sent = Vec::new();
     let mut remote_of_unchanged = HashMap::new();
     for e in entries {
         let h = hash(&e["resource"]);
-        match local_key(e) {
+        match local_key(&e) {
             Some(key) => match ledger.get(&key) {
                 Some(held) if held.hash == h => {
                     if let Some(f) = e["fullUrl"].as_str() {
@@ -75,11 +79,11 @@ pub fn plan(bundle: &Value, ledger: &HashMap<(String, String), Held>) -> Plan {
                 }
                 _ => {
                     sent.push((key.0, key.1, h));
-                    keep.push(e.clone());
+                    keep.push(e);
                 }
             },
             // Not a urn:uuid entry: always sent, never in the ledger.
-            None => keep.push(e.clone()),
+            None => keep.push(e),
         }
     }
     let unchanged = remote_of_unchanged.len();
@@ -90,13 +94,14 @@ pub fn plan(bundle: &Value, ledger: &HashMap<(String, String), Held>) -> Plan {
             unchanged,
         };
     }
-    for e in &mut keep {
-        rewrite(&mut e["resource"], &remote_of_unchanged);
+    if !remote_of_unchanged.is_empty() {
+        for e in &mut keep {
+            rewrite(&mut e["resource"], &remote_of_unchanged);
+        }
     }
-    let mut out = bundle.clone();
-    out["entry"] = Value::Array(keep);
+    bundle["entry"] = Value::Array(keep);
     Plan {
-        bundle: Some(out),
+        bundle: Some(bundle),
         sent,
         unchanged,
     }
@@ -166,7 +171,7 @@ mod tests {
     #[test]
     fn first_everything_then_only_what_changed_with_references_to_remote_ids() {
         let empty = HashMap::new();
-        let first = plan(&bundle(3.0), &empty);
+        let first = plan(bundle(3.0), &empty);
         assert_eq!(first.sent.len(), 2);
         let response = json!({"entry": [
             {"response": {"status": "201 Created", "location": "Patient/r9/_history/1"}},
@@ -177,8 +182,8 @@ mod tests {
         assert_eq!(rows[1].1.version.as_deref(), Some("1"));
         let ledger: HashMap<_, _> = rows.into_iter().collect();
 
-        assert_eq!(plan(&bundle(3.0), &ledger).bundle, None, "nothing changed");
-        let second = plan(&bundle(3.5), &ledger);
+        assert_eq!(plan(bundle(3.0), &ledger).bundle, None, "nothing changed");
+        let second = plan(bundle(3.5), &ledger);
         let b = second.bundle.unwrap();
         assert_eq!(b["entry"].as_array().unwrap().len(), 1);
         assert_eq!(

@@ -133,7 +133,7 @@ async fn attempt(
         }
     };
     let held = store.ledger(&dest.name, &d.record).await?;
-    let plan = ledger::plan(&bundle, &held);
+    let plan = ledger::plan(bundle, &held);
     let Some(to_send) = &plan.bundle else {
         return Ok(Attempt::Skipped {
             why: "nothing changed since the last delivery".into(),
