@@ -115,6 +115,18 @@ pub async fn gate(state: &AppState, req: &ServiceRequest) -> Result<(), HttpResp
         .map(|(_, v)| v);
     let need = super::routes::need_of(req.method().as_str(), &pattern, type_param);
     let Some(need) = need else {
+        if !super::routes::is_listed(&pattern) {
+            // A handler registered without a route-table entry would be open by omission:
+            // refuse instead (and say so in the log; it is a bug to fix).
+            tracing::error!(route = %pattern, "route missing from the route table: refused");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "unlisted-route",
+                "This route declares no scope and is refused.",
+            )
+            .error_response_with_status());
+        }
         return Ok(()); // open route, or a method the route does not take (405 follows)
     };
     let auth = match &state.auth {

@@ -194,6 +194,12 @@ pub fn need_of(method: &str, pattern: &str, type_param: Option<&str>) -> Option<
     Some(Need::new(resource, interaction))
 }
 
+/// Whether `pattern` is in the route table under any method (so a request that matched it
+/// with another method is a 405, not an unknown route).
+pub fn is_listed(pattern: &str) -> bool {
+    ROUTES.iter().any(|r| r.path == pattern)
+}
+
 /// The need as a scope for documentation: `system/{type}.r`.
 pub fn scope_text(route: &Route) -> Option<String> {
     route
