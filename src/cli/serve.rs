@@ -29,7 +29,9 @@ pub enum ConfigCommand {
     },
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+/// The configuration (file, then `ENGRAFT__*` variables), or exit code 2 with every problem
+/// printed.
+pub(super) fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     Config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|errors| {
         for e in &errors {
             eprintln!("config error: {e}");

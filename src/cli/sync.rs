@@ -33,22 +33,13 @@ pub enum Command {
     },
 }
 
-fn load(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
-    Config::load(path.map(PathBuf::as_path), std::env::vars()).map_err(|errors| {
-        for e in &errors {
-            eprintln!("config error: {e}");
-        }
-        ExitCode::from(2)
-    })
-}
-
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     let path = match &c {
         Command::Status { config } | Command::Retry { config, .. } | Command::Push { config } => {
             config.clone()
         }
     };
-    let config = match load(path.as_ref()) {
+    let config = match super::serve::load(path.as_ref()) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };

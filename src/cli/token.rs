@@ -70,14 +70,9 @@ fn usage(msg: &str) -> anyhow::Result<ExitCode> {
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = &a.destination {
-        let config = match crate::config::Config::load(a.config.as_deref(), std::env::vars()) {
+        let config = match super::serve::load(a.config.as_ref()) {
             Ok(c) => c,
-            Err(errors) => {
-                for e in errors {
-                    eprintln!("config error: {e}");
-                }
-                return Ok(ExitCode::from(2));
-            }
+            Err(code) => return Ok(code),
         };
         let Some(d) = config.destinations.iter().find(|d| &d.name == name) else {
             return usage(&format!("no destination named {name} in the configuration"));

@@ -85,6 +85,18 @@ type Finish<'a> = (
     Option<String>,
 );
 
+/// A `Delivery` from `seq, destination, record, record_version, action, attempts`.
+fn delivery_of(r: &sqlx::any::AnyRow) -> Delivery {
+    Delivery {
+        seq: r.get(0),
+        destination: r.get(1),
+        record: r.get(2),
+        record_version: r.get(3),
+        action: r.get(4),
+        attempts: r.get(5),
+    }
+}
+
 fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
@@ -119,17 +131,7 @@ impl SqlStore {
             .bind(n)
             .fetch_all(&self.writer)
             .await?;
-        let mut out: Vec<Delivery> = rows
-            .iter()
-            .map(|r| Delivery {
-                seq: r.get(0),
-                destination: r.get(1),
-                record: r.get(2),
-                record_version: r.get(3),
-                action: r.get(4),
-                attempts: r.get(5),
-            })
-            .collect();
+        let mut out: Vec<Delivery> = rows.iter().map(delivery_of).collect();
         out.sort_by_key(|d| d.seq);
         Ok(out)
     }
@@ -389,16 +391,6 @@ impl SqlStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Delivery {
-                seq: r.get(0),
-                destination: r.get(1),
-                record: r.get(2),
-                record_version: r.get(3),
-                action: r.get(4),
-                attempts: r.get(5),
-            })
-            .collect())
+        Ok(rows.iter().map(delivery_of).collect())
     }
 }

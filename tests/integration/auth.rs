@@ -939,11 +939,7 @@ async fn insecure_dev_mode_lets_loopback_callers_through_and_says_so_each_time()
 async fn the_worked_example_keygen_register_token_call() {
     let dir = tempfile::tempdir().unwrap();
     keygen(dir.path(), "ES384", "uploader-1");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let bind = format!("127.0.0.1:{port}");
     let base = format!("http://{bind}");
     let extra = format!(

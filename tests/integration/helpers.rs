@@ -128,3 +128,12 @@ pub(crate) fn listening_on(child: &mut std::process::Child, prefix: &str) -> Str
 pub(crate) async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
     client.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+/// A port free on 127.0.0.1 now (for a process that must be started on a known address).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{get_json, listening_on};
+use crate::helpers::{free_port, get_json, listening_on};
 use crate::server::{authed_client, Server};
 
 struct Sandbox {
@@ -26,8 +26,13 @@ impl Drop for Sandbox {
 }
 
 fn sandbox(args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
+    sandbox_on(0, args, load)
+}
+
+/// The sandbox on `port` (0: any free one).
+fn sandbox_on(port: u16, args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
-    cmd.args(["sandbox-ehr", "--port", "0"])
+    cmd.args(["sandbox-ehr", "--port", &port.to_string()])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -399,11 +404,7 @@ async fn a_smart_protected_destination_is_delivered_to_with_a_discovered_token()
 /// when the destination is back one probe closes it and the queue drains.
 #[tokio::test]
 async fn a_destination_down_for_a_while_opens_the_circuit_then_drains() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = destination(&base)
         .replace("max_attempts = 30", "max_attempts = 200")
@@ -465,16 +466,7 @@ async fn a_destination_down_for_a_while_opens_the_circuit_then_drains() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
 
     // The destination comes back on its address.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
-    cmd.args(["sandbox-ehr", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let listening = listening_on(&mut child, "sandbox-ehr listening on ");
-    let ehr = Sandbox {
-        child,
-        base: listening,
-    };
+    let ehr = sandbox_on(port, &[], None);
     let status = drained(&s, Duration::from_secs(60)).await;
     assert_eq!(status["delivered"], 3, "{status}");
     assert_eq!(status["circuit"], "closed", "{status}");
@@ -485,11 +477,7 @@ async fn a_destination_down_for_a_while_opens_the_circuit_then_drains() {
 /// the destination was down (and the gateway then killed) are delivered from the command line.
 #[tokio::test]
 async fn the_cli_drains_the_queue_a_dead_gateway_left() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
@@ -504,17 +492,7 @@ async fn the_cli_drains_the_queue_a_dead_gateway_left() {
         .args(["-KILL", &s.child.id().to_string()])
         .status();
     let _ = s.child.wait();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_engraft"))
-        .args(["sandbox-ehr", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let listening = listening_on(&mut child, "sandbox-ehr listening on ");
-    let ehr = Sandbox {
-        child,
-        base: listening,
-    };
+    let ehr = sandbox_on(port, &[], None);
 
     let config = dir.path().join("engraft.toml");
     std::fs::write(&config, format!("[store]\nurl = {url:?}\n{dest}")).unwrap();
