@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use engraft::config::DestinationConfig;
 use engraft::convert::{Converter, Outcome};
 use engraft::store::{prepare, Prepared, SqlStore};
-use engraft::sync::push::{run, Destination};
+use engraft::sync::push::run;
+use engraft::sync::remote::Destination;
 
 /// User + system CPU time of this process.
 fn cpu() -> Duration {

@@ -48,6 +48,61 @@ pub struct DestinationConfig {
     /// ...for this many seconds; then one delivery probes.
     #[serde(default = "default_circuit_open_secs")]
     pub circuit_open_secs: u64,
+    /// Largest transaction Bundle sent; a record with more entries goes in several, in
+    /// dependency order (references to earlier ones rewritten to the ids the server gave).
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+    /// Requests per second to this destination, at most (0: no limit).
+    #[serde(default)]
+    pub rate_limit_per_sec: u32,
+    /// Overrides of what the CapabilityStatement says (unset: detected from
+    /// `GET <base_url>/metadata` on the first delivery).
+    #[serde(default)]
+    pub transactions: Option<bool>,
+    #[serde(default)]
+    pub conditional_update: Option<bool>,
+    #[serde(default)]
+    pub if_match: Option<bool>,
+    /// The hospital's MRN identifier system. When set, a record's Patient is first looked for
+    /// at the destination by this identifier: one match is used (never overwritten), two are
+    /// an error, none follows `unmatched_patient`.
+    #[serde(default)]
+    pub patient_identifier_system: Option<String>,
+    #[serde(default)]
+    pub unmatched_patient: UnmatchedPatient,
+    /// What a withdrawn-consent record does at this destination.
+    #[serde(default)]
+    pub on_withdrawal: OnWithdrawal,
+    /// Pull every this many seconds (0: only `engraft sync pull`).
+    #[serde(default)]
+    pub pull_interval_secs: u64,
+}
+
+/// When no Patient at the destination has the record's MRN.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnmatchedPatient {
+    /// Create the Patient there.
+    #[default]
+    Create,
+    /// Hold the record as `failed` with reason `unmatched` until a person links or creates
+    /// the Patient in the EHR and replays it.
+    Hold,
+}
+
+/// What a consent withdrawal does at a destination.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnWithdrawal {
+    /// Stop syncing the record; what was sent stays.
+    #[default]
+    Stop,
+    /// Delete every resource Engraft created there for the record.
+    Delete,
+}
+
+fn default_max_entries() -> usize {
+    500
 }
 
 fn default_circuit_failures() -> u32 {
@@ -244,6 +299,12 @@ impl DestinationConfig {
         if self.concurrency == 0 || self.concurrency > 64 {
             out.push(format!(
                 "destinations.{}.concurrency: must be 1 to 64",
+                self.name
+            ));
+        }
+        if self.max_entries == 0 {
+            out.push(format!(
+                "destinations.{}.max_entries: must be at least 1",
                 self.name
             ));
         }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::sandbox::{Faults, SandboxClient};
+use crate::sandbox::{Faults, Options, Rules, SandboxClient};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +23,16 @@ pub struct Args {
     /// A directory of transaction Bundles (*.json) applied at start.
     #[arg(long)]
     load: Option<PathBuf>,
+    /// Behave as a server without transactions: `POST /` is refused and the
+    /// CapabilityStatement says so (Engraft then delivers resource by resource).
+    #[arg(long)]
+    no_transactions: bool,
+    /// Behave as a server without conditional create and update.
+    #[arg(long)]
+    no_conditional: bool,
+    /// Largest transaction taken, in entries (larger ones get 413).
+    #[arg(long)]
+    max_entries: Option<usize>,
     /// Require SMART Backend Services tokens from this client...
     #[arg(long, requires = "client_jwks")]
     client_id: Option<String>,
@@ -63,8 +73,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let (server, addr) =
-            crate::sandbox::start(&format!("127.0.0.1:{}", a.port), faults, client, load)?;
+        let options = Options {
+            faults,
+            client,
+            load,
+            transactions: !a.no_transactions,
+            rules: Rules {
+                conditional: !a.no_conditional,
+                max_entries: a.max_entries,
+            },
+        };
+        let (server, addr) = crate::sandbox::start(&format!("127.0.0.1:{}", a.port), options)?;
         println!("sandbox-ehr listening on http://{addr}");
         server.await?;
         anyhow::Ok(())

@@ -1,4 +1,4 @@
-//! `engraft sync status|retry|push`: the delivery queue from the command line, on the store
+//! `engraft sync status|retry|push|pull`: the delivery queue from the command line, on the store
 //! the configuration names (no server needed).
 
 use std::path::PathBuf;
@@ -31,13 +31,22 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Pull EHR changes for the patients Engraft knows there (one destination or all); relevant
+    /// ones are queued for review (`GET /sync/reviews`). Exits 1 if a pull failed.
+    Pull {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        destination: Option<String>,
+    },
 }
 
 pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     let path = match &c {
-        Command::Status { config } | Command::Retry { config, .. } | Command::Push { config } => {
-            config.clone()
-        }
+        Command::Status { config }
+        | Command::Retry { config, .. }
+        | Command::Push { config }
+        | Command::Pull { config, .. } => config.clone(),
     };
     let config = match super::serve::load(path.as_ref()) {
         Ok(c) => c,
@@ -94,8 +103,44 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
                 })
             }
             Command::Push { .. } => push(store, &config).await,
+            Command::Pull { destination, .. } => pull(store, &config, destination.as_deref()).await,
         }
     })
+}
+
+async fn pull(store: SqlStore, config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let chosen: Vec<_> = config
+        .destinations
+        .iter()
+        .filter(|d| only.is_none_or(|n| n == d.name))
+        .collect();
+    if chosen.is_empty() {
+        eprintln!("engraft sync pull: no such destination in the configuration");
+        return Ok(ExitCode::from(2));
+    }
+    let known = crate::terminology::Terminology::bundled().known_codes();
+    let mut code = ExitCode::SUCCESS;
+    for d in chosen {
+        let dest = crate::sync::remote::Destination::from_config(d).map_err(anyhow::Error::msg)?;
+        let spinner = indicatif::ProgressBar::new_spinner();
+        spinner.set_message(format!("pulling {}", d.name));
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        match crate::sync::pull::pull(&store, &dest, &known).await {
+            Ok(r) => {
+                spinner.finish_and_clear();
+                println!(
+                    "{}: {} patients, {} resources fetched, {} written by Engraft, {} not relevant, {} new for review",
+                    r.destination, r.patients, r.fetched, r.ours, r.not_relevant, r.proposed
+                );
+            }
+            Err(e) => {
+                spinner.finish_and_clear();
+                eprintln!("{}: pull failed: {e}", d.name);
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
 }
 
 async fn push(store: SqlStore, config: &Config) -> anyhow::Result<ExitCode> {
@@ -115,7 +160,7 @@ async fn push(store: SqlStore, config: &Config) -> anyhow::Result<ExitCode> {
     );
     for d in &config.destinations {
         let dest =
-            Arc::new(crate::sync::push::Destination::from_config(d).map_err(anyhow::Error::msg)?);
+            Arc::new(crate::sync::remote::Destination::from_config(d).map_err(anyhow::Error::msg)?);
         tokio::spawn(crate::sync::push::run(
             store.clone(),
             dest,

@@ -34,10 +34,99 @@ impl Refusal {
     }
 }
 
+/// What the server supports; a write it does not support is refused as a real server would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// Conditional create (`ifNoneExist`) and conditional update (`PUT Type?identifier=`).
+    pub conditional: bool,
+    /// Largest transaction (entries); `None`: no limit.
+    pub max_entries: Option<usize>,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            conditional: true,
+            max_entries: None,
+        }
+    }
+}
+
+/// A search: by identifier, by patient (`subject` or `patient` reference) and by
+/// `_lastUpdated` (`ge`/`gt`, instants compared as the RFC 3339 strings this store writes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    pub identifier: Option<(String, String)>,
+    pub patient: Option<String>,
+    pub last_updated: Option<(String, String)>,
+}
+
+impl Query {
+    /// Reads `identifier`, `patient`/`subject` and `_lastUpdated` from a query string.
+    pub fn parse(query: &str) -> Query {
+        let mut q = Query {
+            identifier: identifier_param(query),
+            ..Query::default()
+        };
+        for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+            let v = percent_decode(v);
+            match k {
+                "patient" | "subject" => {
+                    q.patient = Some(if v.contains('/') {
+                        v
+                    } else {
+                        format!("Patient/{v}")
+                    })
+                }
+                "_lastUpdated" => {
+                    let (op, at) = match v.get(..2) {
+                        Some(op @ ("ge" | "gt" | "le" | "lt")) => {
+                            (op.to_string(), v[2..].to_string())
+                        }
+                        _ => ("ge".to_string(), v),
+                    };
+                    q.last_updated = Some((op, at));
+                }
+                _ => {}
+            }
+        }
+        q
+    }
+
+    fn admits(&self, r: &Value) -> bool {
+        if let Some(p) = &self.patient {
+            let of = |k: &str| r[k]["reference"].as_str() == Some(p.as_str());
+            if !(of("subject")
+                || of("patient")
+                || (r["resourceType"] == "Patient"
+                    && format!("Patient/{}", r["id"].as_str().unwrap_or("")) == *p))
+            {
+                return false;
+            }
+        }
+        if let Some((op, at)) = &self.last_updated {
+            let t = r["meta"]["lastUpdated"].as_str().unwrap_or("");
+            let ok = match op.as_str() {
+                "gt" => t > at.as_str(),
+                "le" => t <= at.as_str(),
+                "lt" => t < at.as_str(),
+                _ => t >= at.as_str(),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// The store.
 #[derive(Debug, Default)]
 pub struct MemoryFhir {
+    pub rules: Rules,
     resources: BTreeMap<(String, String), Versions>,
+    /// Resources whose latest version is a deletion.
+    deleted: std::collections::HashSet<(String, String)>,
     /// (type, system, value) -> ids holding that identifier now.
     by_identifier: HashMap<(String, String, String), Vec<String>>,
     next_id: u64,
@@ -93,6 +182,7 @@ struct Planned {
     resource: Value,
     /// For a conditional create that matched: nothing to write.
     unchanged: bool,
+    delete: bool,
 }
 
 fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
@@ -114,14 +204,16 @@ fn rewrite_refs(v: &mut Value, map: &HashMap<String, String>) {
 
 impl MemoryFhir {
     pub fn read(&self, rtype: &str, id: &str) -> Option<&Value> {
-        self.resources
-            .get(&(rtype.to_string(), id.to_string()))
-            .and_then(|v| v.last())
+        let key = (rtype.to_string(), id.to_string());
+        if self.deleted.contains(&key) {
+            return None;
+        }
+        self.resources.get(&key).and_then(|v| v.last())
     }
 
-    /// The current versions of `rtype`, optionally those holding `identifier`.
-    pub fn search(&self, rtype: &str, identifier: Option<&(String, String)>) -> Vec<&Value> {
-        match identifier {
+    /// The current versions of `rtype` that `q` admits, ordered by id.
+    pub fn search(&self, rtype: &str, q: &Query) -> Vec<&Value> {
+        let found: Vec<&Value> = match &q.identifier {
             Some((s, v)) => self
                 .by_identifier
                 .get(&(rtype.to_string(), s.clone(), v.clone()))
@@ -131,14 +223,55 @@ impl MemoryFhir {
                 .resources
                 .range((rtype.to_string(), String::new())..)
                 .take_while(|((t, _), _)| t == rtype)
+                .filter(|(k, _)| !self.deleted.contains(k))
                 .filter_map(|(_, v)| v.last())
                 .collect(),
-        }
+        };
+        found.into_iter().filter(|r| q.admits(r)).collect()
     }
 
     /// Every current resource, ordered by type and id.
     pub fn all(&self) -> impl Iterator<Item = &Value> {
-        self.resources.values().filter_map(|v| v.last())
+        self.resources
+            .iter()
+            .filter(|(k, _)| !self.deleted.contains(k))
+            .filter_map(|(_, v)| v.last())
+    }
+
+    /// A `POST {type}` outside a transaction (`if_none_exist`: a conditional create).
+    pub fn create(
+        &mut self,
+        resource: Value,
+        if_none_exist: Option<&str>,
+        at: &str,
+    ) -> Result<(Value, bool), Refusal> {
+        let rtype = resource["resourceType"].as_str().unwrap_or("").to_string();
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": resource,
+            "request": {"method": "POST", "url": rtype, "ifNoneExist": if_none_exist}
+        }]});
+        self.single(&bundle, at)
+    }
+
+    /// A `DELETE {type}/{id}` outside a transaction.
+    pub fn delete(&mut self, rtype: &str, id: &str, at: &str) -> Result<(), Refusal> {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "request": {"method": "DELETE", "url": format!("{rtype}/{id}")}
+        }]});
+        self.transaction(&bundle, at).map(|_| ())
+    }
+
+    fn single(&mut self, bundle: &Value, at: &str) -> Result<(Value, bool), Refusal> {
+        let response = self.transaction(bundle, at)?;
+        let r = &response["entry"][0]["response"];
+        let created = r["status"].as_str().is_some_and(|s| s.starts_with("201"));
+        let location = r["location"].as_str().unwrap_or("");
+        let mut parts = location.split('/');
+        let stored = match (parts.next(), parts.next()) {
+            (Some(t), Some(id)) => self.read(t, id).cloned().unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        Ok((stored, created))
     }
 
     /// How many versions were written in all (duplicates show up here and in `all`).
@@ -171,12 +304,22 @@ impl MemoryFhir {
             "resource": resource,
             "request": {"method": "PUT", "url": format!("{rtype}/{id}"), "ifMatch": if_match}
         }]});
-        let response = self.transaction(&bundle, at)?;
-        let created = response["entry"][0]["response"]["status"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("201"));
-        let stored = self.read(rtype, id).cloned().unwrap_or(Value::Null);
-        Ok((stored, created))
+        self.single(&bundle, at)
+    }
+
+    /// A conditional update outside a transaction: `PUT {type}?{query}`.
+    pub fn update_where(
+        &mut self,
+        rtype: &str,
+        query: &str,
+        resource: Value,
+        at: &str,
+    ) -> Result<(Value, bool), Refusal> {
+        let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [{
+            "resource": resource,
+            "request": {"method": "PUT", "url": format!("{rtype}?{query}")}
+        }]});
+        self.single(&bundle, at)
     }
 
     /// Processes a transaction Bundle: every entry or none. Returns the transaction-response.
@@ -185,6 +328,15 @@ impl MemoryFhir {
             return Err(refuse(400, "invalid", "expected a transaction Bundle"));
         }
         let entries = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        if let Some(max) = self.rules.max_entries {
+            if entries.len() > max {
+                return Err(refuse(
+                    413,
+                    "too-costly",
+                    format!("a transaction holds at most {max} entries"),
+                ));
+            }
+        }
         let mut plan: Vec<Planned> = Vec::with_capacity(entries.len());
         let mut full_urls: HashMap<String, String> = HashMap::new();
         let mut claimed: HashMap<(String, String), usize> = HashMap::new();
@@ -192,8 +344,20 @@ impl MemoryFhir {
             let method = e["request"]["method"].as_str().unwrap_or("");
             let url = e["request"]["url"].as_str().unwrap_or("");
             let resource = e["resource"].clone();
-            let rtype = resource["resourceType"].as_str().unwrap_or("").to_string();
             let (path, query) = url.split_once('?').unwrap_or((url, ""));
+            let rtype = match method {
+                "DELETE" => path.split('/').next().unwrap_or("").to_string(),
+                _ => resource["resourceType"].as_str().unwrap_or("").to_string(),
+            };
+            let conditional =
+                query.contains("identifier=") || e["request"]["ifNoneExist"].is_string();
+            if conditional && !self.rules.conditional {
+                return Err(refuse(
+                    400,
+                    "not-supported",
+                    format!("entry {n}: conditional create and update are not supported"),
+                ));
+            }
             if rtype.is_empty() || !path.starts_with(&rtype) {
                 return Err(refuse(
                     400,
@@ -201,7 +365,13 @@ impl MemoryFhir {
                     format!("entry {n}: the url does not name the resource's type"),
                 ));
             }
+            let mut delete = false;
             let (id, created, unchanged) = match (method, path.split_once('/')) {
+                ("DELETE", Some((_, id))) => {
+                    delete = true;
+                    let gone = self.read(&rtype, id).is_none();
+                    (id.to_string(), false, gone)
+                }
                 ("PUT", Some((_, id))) => {
                     let current = self.read(&rtype, id);
                     if let Some(m) = e["request"]["ifMatch"].as_str() {
@@ -267,7 +437,7 @@ impl MemoryFhir {
                     return Err(refuse(
                         400,
                         "not-supported",
-                        format!("entry {n}: only PUT and POST entries are supported"),
+                        format!("entry {n}: only PUT, POST and DELETE entries are supported"),
                     ))
                 }
             };
@@ -288,10 +458,18 @@ impl MemoryFhir {
                 created,
                 resource,
                 unchanged,
+                delete,
             });
         }
         let mut response = Vec::with_capacity(plan.len());
         for mut p in plan {
+            if p.delete {
+                if !p.unchanged {
+                    self.remove(&p.rtype, &p.id);
+                }
+                response.push(json!({"response": {"status": "204 No Content"}}));
+                continue;
+            }
             if p.unchanged {
                 let v = self
                     .read(&p.rtype, &p.id)
@@ -314,13 +492,34 @@ impl MemoryFhir {
         Ok(json!({"resourceType": "Bundle", "type": "transaction-response", "entry": response}))
     }
 
+    fn remove(&mut self, rtype: &str, id: &str) {
+        let key = (rtype.to_string(), id.to_string());
+        if let Some(current) = self.resources.get(&key).and_then(|v| v.last()) {
+            for (s, v) in identifiers(current) {
+                if let Some(list) = self.by_identifier.get_mut(&(rtype.to_string(), s, v)) {
+                    list.retain(|x| x != id);
+                }
+            }
+        }
+        self.deleted.insert(key);
+    }
+
     fn write(&mut self, rtype: &str, id: &str, mut resource: Value, at: &str) -> (u64, String) {
         let key = (rtype.to_string(), id.to_string());
+        let was_deleted = self.deleted.remove(&key);
         let versions = self.resources.entry(key).or_default();
         let version = versions.len() as u64 + 1;
-        let old_ids = versions.last().map(identifiers).unwrap_or_default();
+        let old_ids = match was_deleted {
+            true => Vec::new(),
+            false => versions.last().map(identifiers).unwrap_or_default(),
+        };
         resource["id"] = json!(id);
-        resource["meta"] = json!({"versionId": version.to_string(), "lastUpdated": at});
+        // The server's bookkeeping; the client's profiles, tags and security labels stay.
+        if !resource["meta"].is_object() {
+            resource["meta"] = json!({});
+        }
+        resource["meta"]["versionId"] = json!(version.to_string());
+        resource["meta"]["lastUpdated"] = json!(at);
         let new_ids = identifiers(&resource);
         versions.push(resource);
         for (s, v) in old_ids {
@@ -371,8 +570,8 @@ mod tests {
         let r2 = m.transaction(&b, "t2").unwrap();
         assert_eq!(r2["entry"][0]["response"]["status"], "200 OK");
         assert_eq!(m.all().count(), 2, "sent twice, stored once");
-        let o = m.search("Observation", None)[0];
-        let pid = m.search("Patient", None)[0]["id"]
+        let o = m.search("Observation", &Query::default())[0];
+        let pid = m.search("Patient", &Query::default())[0]["id"]
             .as_str()
             .unwrap()
             .to_string();
@@ -413,6 +612,67 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(e.status, 412);
+    }
+
+    #[test]
+    fn deletes_hide_resources_and_free_their_identifiers_and_searches_filter() {
+        let mut m = MemoryFhir::default();
+        m.transaction(
+            &tx(vec![patient("U1"), obs("o1"), obs("o2")]),
+            "2026-01-01T00:00:00Z",
+        )
+        .unwrap();
+        let pid = m.search("Patient", &Query::default())[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let by_patient = Query::parse(&format!("patient={pid}"));
+        assert_eq!(m.search("Observation", &by_patient).len(), 2);
+        let o1 = m.search("Observation", &Query::parse("identifier=urn:item%7Co1"))[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        m.transaction(&tx(vec![patient("U1"), obs("o2")]), "2026-02-01T00:00:00Z")
+            .unwrap();
+        let since = Query::parse("_lastUpdated=gt2026-01-15T00:00:00Z");
+        assert_eq!(
+            m.search("Observation", &since).len(),
+            1,
+            "only o2 changed since"
+        );
+        m.delete("Observation", &o1, "t").unwrap();
+        assert!(m.read("Observation", &o1).is_none());
+        assert_eq!(m.search("Observation", &by_patient).len(), 1);
+        assert!(m
+            .search("Observation", &Query::parse("identifier=urn:item%7Co1"))
+            .is_empty());
+        // A conditional update after the delete creates a new resource.
+        m.transaction(&tx(vec![patient("U1"), obs("o1")]), "t")
+            .unwrap();
+        assert_eq!(m.all().count(), 3);
+    }
+
+    #[test]
+    fn rules_refuse_conditional_writes_and_oversized_transactions() {
+        let mut m = MemoryFhir {
+            rules: Rules {
+                conditional: false,
+                max_entries: Some(1),
+            },
+            ..MemoryFhir::default()
+        };
+        assert_eq!(
+            m.transaction(&tx(vec![patient("U1")]), "t")
+                .unwrap_err()
+                .status,
+            400
+        );
+        let two = tx(vec![
+            json!({"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}}),
+            json!({"resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}}),
+        ]);
+        assert_eq!(m.transaction(&two, "t").unwrap_err().status, 413);
+        assert_eq!(m.all().count(), 0);
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::auth::jwks::{CachedJwks, JwksSource};
 use crate::auth::keys::{SigningKey, ASYMMETRIC};
 use crate::auth::scope::Scopes;
 use crate::auth::verify::{Issuer, Verifier};
-use memory::{identifier_param, MemoryFhir, Refusal};
+pub use memory::Rules;
+use memory::{MemoryFhir, Query, Refusal};
 
 /// How the sandbox misbehaves.
 #[derive(Debug, Clone, Default)]
@@ -35,6 +36,31 @@ pub struct Faults {
     pub seed: u64,
     /// Latency added to every request.
     pub latency: Duration,
+}
+
+/// Everything `start` needs besides the address.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub faults: Faults,
+    pub client: Option<SandboxClient>,
+    /// Transaction Bundles applied at start.
+    pub load: Vec<Value>,
+    /// Whether `POST /` takes transactions (a server without them makes Engraft deliver
+    /// resource by resource).
+    pub transactions: bool,
+    pub rules: Rules,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            faults: Faults::default(),
+            client: None,
+            load: Vec::new(),
+            transactions: true,
+            rules: Rules::default(),
+        }
+    }
 }
 
 /// A SMART Backend Services client the sandbox accepts.
@@ -51,14 +77,17 @@ enum Fault {
     TooMany429,
     Slow,
     AppliedThenFailed,
+    /// The connection is closed before any answer (the write is not applied).
+    Dropped,
 }
 
-const FAULTS: [Fault; 5] = [
+const FAULTS: [Fault; 6] = [
     Fault::Error500,
     Fault::Unavailable503,
     Fault::TooMany429,
     Fault::Slow,
     Fault::AppliedThenFailed,
+    Fault::Dropped,
 ];
 
 struct SandboxAuth {
@@ -74,8 +103,18 @@ impl ReplayGuard for SandboxAuth {
     }
 }
 
+/// An answer whose body fails before its first byte: actix closes the connection, and the
+/// client sees it dropped without a response.
+fn dropped() -> HttpResponse {
+    let body = futures_util::stream::once(async {
+        Err::<web::Bytes, std::io::Error>(std::io::Error::other("injected dropped connection"))
+    });
+    HttpResponse::Ok().streaming(body)
+}
+
 struct State {
     data: Mutex<MemoryFhir>,
+    transactions: bool,
     faults: Faults,
     rng: Mutex<rand_chacha::ChaCha8Rng>,
     auth: Option<SandboxAuth>,
@@ -113,6 +152,7 @@ impl State {
             Fault::TooMany429 => "429",
             Fault::Slow => "slow",
             Fault::AppliedThenFailed => "applied-then-500",
+            Fault::Dropped => "dropped",
         };
         *self
             .injected
@@ -179,6 +219,7 @@ impl State {
                 tokio::time::sleep(Duration::from_secs(2)).await;
                 Ok(None)
             }
+            Some(Fault::Dropped) => Err(dropped()),
             other => Ok(other),
         }
     }
@@ -198,23 +239,37 @@ const TYPES: &[&str] = &[
 ];
 
 async fn metadata(state: web::Data<State>) -> HttpResponse {
+    let conditional = state
+        .data
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .rules
+        .conditional;
     let resources: Vec<Value> = TYPES
         .iter()
         .map(|t| {
             json!({
-                "type": t, "versioning": "versioned", "conditionalCreate": true,
-                "conditionalUpdate": true, "updateCreate": true,
-                "interaction": [{"code": "read"}, {"code": "update"}, {"code": "search-type"}],
-                "searchParam": [{"name": "identifier", "type": "token"}]
+                "type": t, "versioning": "versioned-update", "conditionalCreate": conditional,
+                "conditionalUpdate": conditional, "conditionalDelete": "not-supported",
+                "updateCreate": true,
+                "interaction": [{"code": "read"}, {"code": "update"}, {"code": "create"},
+                    {"code": "delete"}, {"code": "search-type"}],
+                "searchParam": [{"name": "identifier", "type": "token"},
+                    {"name": "patient", "type": "reference"},
+                    {"name": "_lastUpdated", "type": "date"}]
             })
         })
         .collect();
+    let interaction = match state.transactions {
+        true => json!([{"code": "transaction"}]),
+        false => json!([]),
+    };
     let mut cs = json!({
         "resourceType": "CapabilityStatement", "status": "active", "date": now(),
         "kind": "instance", "fhirVersion": "4.0.1", "format": ["application/fhir+json"],
         "software": {"name": "Engraft sandbox EHR"},
         "rest": [{"mode": "server",
-            "interaction": [{"code": "transaction"}],
+            "interaction": interaction,
             "resource": resources
         }]
     });
@@ -251,7 +306,21 @@ async fn token(state: web::Data<State>, body: web::Bytes) -> HttpResponse {
     }
 }
 
+fn applied_then_failed() -> HttpResponse {
+    fhir(
+        500,
+        &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception", "diagnostics": "injected fault after commit"}]}),
+    )
+}
+
 async fn transaction(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+    if !state.transactions {
+        return refused(&Refusal {
+            status: 405,
+            code: "not-supported",
+            message: "this server does not take transaction Bundles".into(),
+        });
+    }
     let fault = match state.enter(&req, true).await {
         Ok(f) => f,
         Err(r) => return r,
@@ -269,10 +338,7 @@ async fn transaction(req: HttpRequest, body: web::Bytes, state: web::Data<State>
         .unwrap_or_else(|p| p.into_inner())
         .transaction(&bundle, &now());
     match (result, fault) {
-        (Ok(_), Some(Fault::AppliedThenFailed)) => fhir(
-            500,
-            &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception", "diagnostics": "injected fault after commit"}]}),
-        ),
+        (Ok(_), Some(Fault::AppliedThenFailed)) => applied_then_failed(),
         (Ok(r), _) => fhir(200, &r),
         (Err(e), _) => refused(&e),
     }
@@ -334,12 +400,90 @@ async fn update(
         if_match,
         &now(),
     );
+    written(result, fault)
+}
+
+/// The answer to a single-resource write: the resource with `Location` and `ETag`.
+fn written(result: Result<(Value, bool), Refusal>, fault: Option<Fault>) -> HttpResponse {
     match (result, fault) {
-        (Ok(_), Some(Fault::AppliedThenFailed)) => fhir(
-            500,
-            &json!({"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "exception", "diagnostics": "injected fault after commit"}]}),
-        ),
-        (Ok((r, created)), _) => fhir(if created { 201 } else { 200 }, &r),
+        (Ok(_), Some(Fault::AppliedThenFailed)) => applied_then_failed(),
+        (Ok((r, created)), _) => {
+            let version = r["meta"]["versionId"].as_str().unwrap_or("1");
+            let location = format!(
+                "{}/{}/_history/{version}",
+                r["resourceType"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or("")
+            );
+            let mut res = fhir(if created { 201 } else { 200 }, &r);
+            for (name, value) in [
+                (header::LOCATION, location),
+                (header::ETAG, format!("W/\"{version}\"")),
+            ] {
+                if let Ok(v) = header::HeaderValue::from_str(&value) {
+                    res.headers_mut().insert(name, v);
+                }
+            }
+            res
+        }
+        (Err(e), _) => refused(&e),
+    }
+}
+
+/// `POST {type}` (a create; `If-None-Exist` makes it conditional) and `PUT {type}?identifier=`
+/// (a conditional update).
+async fn write_type(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let fault = match state.enter(&req, true).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let t = path.into_inner();
+    let resource = match serde_json::from_slice::<Value>(&body) {
+        Ok(r) if r["resourceType"] == t.as_str() => r,
+        _ => {
+            return refused(&Refusal {
+                status: 400,
+                code: "structure",
+                message: format!("expected a {t} resource"),
+            })
+        }
+    };
+    let mut data = state.data.lock().unwrap_or_else(|p| p.into_inner());
+    let result = if req.method() == actix_web::http::Method::PUT {
+        data.update_where(&t, req.query_string(), resource, &now())
+    } else {
+        let cond = req
+            .headers()
+            .get("if-none-exist")
+            .and_then(|h| h.to_str().ok());
+        data.create(resource, cond, &now())
+    };
+    drop(data);
+    written(result, fault)
+}
+
+async fn delete(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<State>,
+) -> HttpResponse {
+    let fault = match state.enter(&req, true).await {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let (t, id) = path.into_inner();
+    let result = state
+        .data
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .delete(&t, &id, &now());
+    match (result, fault) {
+        (Ok(_), Some(Fault::AppliedThenFailed)) => applied_then_failed(),
+        (Ok(()), _) => HttpResponse::NoContent().finish(),
         (Err(e), _) => refused(&e),
     }
 }
@@ -354,7 +498,7 @@ async fn search(
     }
     let t = path.into_inner();
     let q = req.query_string();
-    let ident = identifier_param(q);
+    let query = Query::parse(q);
     let param = |name: &str| {
         q.split('&')
             .filter_map(|kv| kv.split_once('='))
@@ -364,7 +508,7 @@ async fn search(
     let count = param("_count").unwrap_or(50).min(500);
     let offset = param("_offset").unwrap_or(0);
     let data = state.data.lock().unwrap_or_else(|p| p.into_inner());
-    let all = data.search(&t, ident.as_ref());
+    let all = data.search(&t, &query);
     let page: Vec<Value> = all
         .iter()
         .skip(offset)
@@ -415,12 +559,14 @@ async fn dump(state: web::Data<State>) -> HttpResponse {
 }
 
 /// Starts the sandbox on `bind`; `load` transactions are applied first.
-pub fn start(
-    bind: &str,
-    faults: Faults,
-    client: Option<SandboxClient>,
-    load: Vec<Value>,
-) -> anyhow::Result<(Server, SocketAddr)> {
+pub fn start(bind: &str, options: Options) -> anyhow::Result<(Server, SocketAddr)> {
+    let Options {
+        faults,
+        client,
+        load,
+        transactions,
+        rules,
+    } = options;
     let listener = std::net::TcpListener::bind(bind)?;
     let addr = listener.local_addr()?;
     let base = format!("http://{addr}");
@@ -470,8 +616,11 @@ pub fn start(
         data.transaction(b, &now())
             .map_err(|e| anyhow::anyhow!("--load bundle {n}: {}", e.message))?;
     }
+    // Loaded data comes in whatever shape; the rules hold from here on.
+    data.rules = rules;
     let state = web::Data::new(State {
         data: Mutex::new(data),
+        transactions,
         rng: Mutex::new(rand_chacha::ChaCha8Rng::seed_from_u64(faults.seed)),
         faults,
         auth,
@@ -492,8 +641,11 @@ pub fn start(
             .route("/_sandbox/resources", web::get().to(dump))
             .route("/", web::post().to(transaction))
             .route("/{type}", web::get().to(search))
+            .route("/{type}", web::post().to(write_type))
+            .route("/{type}", web::put().to(write_type))
             .route("/{type}/{id}", web::get().to(read))
             .route("/{type}/{id}", web::put().to(update))
+            .route("/{type}/{id}", web::delete().to(delete))
     })
     .workers(2)
     .listen(listener)?

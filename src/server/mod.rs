@@ -52,7 +52,7 @@ pub struct AppState {
     /// Dropping it stops the delivery workers.
     pub sync_stop: Option<tokio::sync::watch::Sender<bool>>,
     /// The destinations this process delivers to (their circuit breakers).
-    pub destinations: Vec<std::sync::Arc<crate::sync::push::Destination>>,
+    pub destinations: Vec<std::sync::Arc<crate::sync::remote::Destination>>,
 }
 
 impl AppState {
@@ -115,6 +115,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/sync/failed/retry-all").route(web::post().to(sync::retry_all)))
         .service(resource("/sync/failed/{id}/retry").route(web::post().to(sync::retry)))
         .service(resource("/sync/{destination}/dry-run").route(web::post().to(sync::dry_run)))
+        .service(resource("/sync/{destination}/pull").route(web::post().to(sync::pull)))
+        .service(resource("/sync/reviews").route(web::get().to(sync::reviews)))
+        .service(resource("/sync/reviews/{id}/{decision}").route(web::post().to(sync::decide)))
         .service(
             resource("/registry/records/{id}")
                 .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Record)))
@@ -269,7 +272,7 @@ pub async fn start(
     let mut destinations = Vec::new();
     for d in &config.destinations {
         destinations.push(std::sync::Arc::new(
-            crate::sync::push::Destination::from_config(d).map_err(anyhow::Error::msg)?,
+            crate::sync::remote::Destination::from_config(d).map_err(anyhow::Error::msg)?,
         ));
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -277,6 +280,14 @@ pub async fn start(
     let mut state = AppState::new(config, store.clone(), auth);
     state.destinations = destinations.clone();
     for d in destinations {
+        if let Some(every) = d.pull_interval {
+            tokio::spawn(crate::sync::pull::scheduled(
+                store.clone(),
+                d.clone(),
+                every,
+                stop_rx.clone(),
+            ));
+        }
         tokio::spawn(crate::sync::push::run(
             store.clone(),
             d,

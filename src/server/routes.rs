@@ -160,6 +160,24 @@ pub const ROUTES: &[Route] = &[
         summary: "What the queued deliveries would send now, as a diff against the ledger.",
     },
     Route {
+        method: "POST",
+        path: "/sync/{destination}/pull",
+        need: Some(("SyncDelivery", U)),
+        summary: "Pull EHR changes now; relevant ones are queued for review.",
+    },
+    Route {
+        method: "GET",
+        path: "/sync/reviews",
+        need: Some(("SyncDelivery", R)),
+        summary: "EHR resources proposed as registry updates, waiting for a decision.",
+    },
+    Route {
+        method: "POST",
+        path: "/sync/reviews/{id}/{decision}",
+        need: Some(("RegistryRecord", U)),
+        summary: "Accept or reject a proposed registry update.",
+    },
+    Route {
         method: "GET",
         path: "/fhir/.well-known/smart-configuration",
         need: None,

@@ -1,6 +1,6 @@
 //! `/sync`: what the delivery workers are doing, what failed and why, and replay.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::error::ApiError;
@@ -47,14 +47,42 @@ pub async fn failed(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     Ok(HttpResponse::Ok().json(json!({ "failed": rows })))
 }
 
-/// `POST /sync/failed/{id}/retry`.
+/// `POST /sync/failed/{id}/retry[?overwrite=true]`. With `overwrite`, a conflict is resolved
+/// in Engraft's favour: the ledger forgets the remote versions of that record, so the next
+/// delivery replaces what the destination holds (a person's decision, written to the audit
+/// log).
 pub async fn retry(
+    req: HttpRequest,
     path: web::Path<String>,
+    query: web::Query<std::collections::HashMap<String, String>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path
         .parse()
         .map_err(|_| ApiError::not_found("No failed delivery with that id."))?;
+    if query.get("overwrite").is_some_and(|v| v == "true") {
+        let Some((destination, record)) =
+            state.store.failed_target(id).await.map_err(store_error)?
+        else {
+            return Err(ApiError::not_found("No failed delivery with that id."));
+        };
+        state
+            .store
+            .ledger_forget_versions(&destination, &record)
+            .await
+            .map_err(store_error)?;
+        state
+            .store
+            .audit_event(
+                &super::auth::actor(&req),
+                &format!("sync-overwrite:{destination}"),
+                "record",
+                &record,
+                None,
+            )
+            .await
+            .map_err(store_error)?;
+    }
     match state
         .store
         .retry_failed(Some(id))
@@ -80,9 +108,16 @@ pub async fn dry_run(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
-    if !state.destinations.iter().any(|d| d.name == name) {
-        return Err(ApiError::not_found("No destination with that name."));
-    }
+    let dest = destination(&state, &name)?;
+    // An unreachable destination still gets its diff, under the assumed capabilities.
+    let (support, capabilities) = match dest.support().await {
+        Ok(s) => (s.clone(), "read"),
+        Err(_) => (
+            crate::sync::capability::Support::assumed(),
+            "assumed (destination unreachable)",
+        ),
+    };
+    let support = &support;
     let queued = state
         .store
         .queued_deliveries(&name, 1000)
@@ -111,26 +146,122 @@ pub async fn dry_run(
             .ledger(&name, &d.record)
             .await
             .map_err(store_error)?;
-        let plan = crate::sync::ledger::plan(bundle, &held);
-        let send: Vec<serde_json::Value> = plan
-            .sent
+        let plan = crate::sync::ledger::plan(bundle, &held, support);
+        let mut send: Vec<serde_json::Value> = plan
+            .entries
             .iter()
-            .map(|(t, id, _)| {
+            .filter_map(crate::sync::ledger::local_key)
+            .map(|(t, id)| {
                 let remote = held.get(&(t.clone(), id.clone())).map(|h| h.remote.clone());
                 json!({"resourceType": t, "id": id,
                     "action": if remote.is_some() { "update" } else { "create" },
                     "remote": remote})
             })
             .collect();
+        send.extend(plan.deletes.iter().map(|((t, id), remote)| {
+            json!({"resourceType": t, "id": id, "action": "delete", "remote": remote})
+        }));
         total += send.len();
         records.push(json!({"record": d.record, "version": d.record_version,
             "action": if send.is_empty() { "skip" } else { "send" },
-            "send": send, "unchanged": plan.unchanged}));
+            "send": send, "unchanged": plan.unchanged,
+            "transactions": if support.transactions { plan.entries.len().div_ceil(dest.max_entries) } else { 0 }}));
     }
     Ok(HttpResponse::Ok().json(json!({
         "destination": name,
         "queued": queued.len(),
+        "capabilities": capabilities,
         "resources_to_send": total,
         "records": records,
     })))
+}
+
+fn destination<'a>(
+    state: &'a AppState,
+    name: &str,
+) -> Result<&'a crate::sync::remote::Destination, ApiError> {
+    state
+        .destinations
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.as_ref())
+        .ok_or_else(|| ApiError::not_found("No destination with that name."))
+}
+
+/// `POST /sync/{destination}/pull`: pulls EHR changes now; new review items are queued.
+pub async fn pull(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let dest = destination(&state, &path)?;
+    let known = crate::terminology::Terminology::bundled().known_codes();
+    match crate::sync::pull::pull(&state.store, dest, &known).await {
+        Ok(report) => Ok(HttpResponse::Ok().json(report)),
+        Err(crate::sync::pull::PullError::Store(e)) => Err(store_error(e)),
+        Err(e) => Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "transient",
+            "destination-error",
+            &format!("The pull stopped: {e}."),
+        )),
+    }
+}
+
+/// `GET /sync/reviews[?status=proposed|accepted|rejected]`: EHR resources proposed as
+/// registry updates.
+pub async fn reviews(
+    query: web::Query<std::collections::HashMap<String, String>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let status = query.get("status").map(String::as_str);
+    if status.is_some_and(|s| !["proposed", "accepted", "rejected"].contains(&s)) {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "value",
+            "bad-parameter",
+            "status must be proposed, accepted or rejected.",
+        ));
+    }
+    let rows = state
+        .store
+        .reviews(status, 1000)
+        .await
+        .map_err(store_error)?;
+    Ok(HttpResponse::Ok().json(json!({ "reviews": rows })))
+}
+
+/// `POST /sync/reviews/{id}/accept` and `/reject`: a person's decision, audited. Accepting
+/// records that the registry should take the EHR's data; Engraft has no reverse mapping yet,
+/// so the data manager enters it in the registry record (the resource is in the item).
+pub async fn decide(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, verb) = path.into_inner();
+    let status = match verb.as_str() {
+        "accept" => "accepted",
+        "reject" => "rejected",
+        _ => return Err(ApiError::not_found("Use accept or reject.")),
+    };
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found("No review item with that id."))?;
+    match state
+        .store
+        .decide_review(id, status, &super::auth::actor(&req))
+        .await
+    {
+        Ok(r) => Ok(HttpResponse::Ok().json(r)),
+        Err(crate::store::StoreError::NotFound) => {
+            Err(ApiError::not_found("No review item with that id."))
+        }
+        Err(crate::store::StoreError::Exists(was)) => Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            "conflict",
+            "already-decided",
+            &format!("The review item was already {was}."),
+        )),
+        Err(e) => Err(store_error(e)),
+    }
 }

@@ -300,7 +300,7 @@ impl SqlStore {
     ) -> Result<std::collections::HashMap<(String, String), crate::sync::ledger::Held>, StoreError>
     {
         let rows = sqlx::query(
-            "SELECT resource_type, resource_id, remote, remote_version, hash FROM sync_ledger WHERE destination = $1 AND record = $2",
+            "SELECT resource_type, resource_id, remote, remote_version, hash, origin FROM sync_ledger WHERE destination = $1 AND record = $2",
         )
         .bind(destination)
         .bind(record)
@@ -315,6 +315,7 @@ impl SqlStore {
                         remote: r.get(2),
                         version: r.get(3),
                         hash: r.get(4),
+                        matched: r.get::<String, _>(5) == "matched",
                     },
                 )
             })
@@ -338,25 +339,15 @@ impl SqlStore {
         for chunk in rows.chunks(100) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let n = i * 8;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        n + 1,
-                        n + 2,
-                        n + 3,
-                        n + 4,
-                        n + 5,
-                        n + 6,
-                        n + 7,
-                        n + 8
-                    )
+                    let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
+                    format!("({})", p.join(", "))
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO sync_ledger (destination, record, resource_type, resource_id, remote, remote_version, hash, updated_at) \
+                "INSERT INTO sync_ledger (destination, record, resource_type, resource_id, remote, remote_version, hash, updated_at, origin) \
                  VALUES {} ON CONFLICT (destination, resource_type, resource_id) DO UPDATE SET \
                  record = excluded.record, remote = excluded.remote, remote_version = excluded.remote_version, \
-                 hash = excluded.hash, updated_at = excluded.updated_at",
+                 hash = excluded.hash, updated_at = excluded.updated_at, origin = excluded.origin",
                 values.join(", ")
             );
             let mut q = sqlx::query(&sql);
@@ -369,11 +360,86 @@ impl SqlStore {
                     .bind(&held.remote)
                     .bind(&held.version)
                     .bind(&held.hash)
-                    .bind(&at);
+                    .bind(&at)
+                    .bind(if held.matched { "matched" } else { "sent" });
             }
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// (destination, record) of failed delivery `seq`.
+    pub async fn failed_target(&self, seq: i64) -> Result<Option<(String, String)>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT destination, record FROM outbox WHERE seq = $1 AND status = 'failed'",
+        )
+        .bind(seq)
+        .fetch_optional(&self.writer)
+        .await?
+        .map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Forgets ledger rows (the resources were deleted at the destination).
+    pub async fn ledger_remove(
+        &self,
+        destination: &str,
+        keys: &[crate::sync::ledger::Key],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for (t, id) in keys {
+            sqlx::query(
+                "DELETE FROM sync_ledger WHERE destination = $1 AND resource_type = $2 AND resource_id = $3",
+            )
+            .bind(destination)
+            .bind(t)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops the remote versions the ledger holds for `record` at `destination`: the next
+    /// delivery updates without `If-Match`, replacing what the destination holds (the
+    /// "overwrite" replay of a conflict, chosen by a person).
+    pub async fn ledger_forget_versions(
+        &self,
+        destination: &str,
+        record: &str,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE sync_ledger SET remote_version = NULL, hash = '' WHERE destination = $1 AND record = $2 AND origin = 'sent'",
+        )
+        .bind(destination)
+        .bind(record)
+        .execute(&self.writer)
+        .await?
+        .rows_affected())
+    }
+
+    /// An audit row for something done outside a record write (a withdrawal carried out at a
+    /// destination, a review decided, a replay). No clinical payload.
+    pub async fn audit_event(
+        &self,
+        actor: &str,
+        action: &str,
+        entity: &str,
+        entity_id: &str,
+        version: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, entity, entity_id, version) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(instant(now()))
+        .bind(actor)
+        .bind(action)
+        .bind(entity)
+        .bind(entity_id)
+        .bind(version)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

@@ -13,10 +13,12 @@
 
 pub mod deliveries;
 pub mod prepare;
+pub mod reviews;
 mod sql;
 
 pub use deliveries::{Attempt, Delivery, DestinationStatus, FailedDelivery};
 pub use prepare::{record_key, Prepared, PreparedResource};
+pub use reviews::{NewReview, Review};
 pub use sql::{Backend, SqlStore};
 
 /// Store errors. Messages hold ids and versions, never clinical data.

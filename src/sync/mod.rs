@@ -1,10 +1,18 @@
-//! EHR sync, push side: workers lease a destination's deliveries from the store's outbox,
-//! send the record's transaction Bundle (conditional updates on business identifiers, so a
-//! re-send after an answer was lost changes nothing), and record how each attempt ended
-//! ([`policy`]). Every accepted record is either delivered or sits in a visible state
-//! (queued, failed with its reason, skipped with why) until replayed.
+//! EHR sync. Push: workers lease a destination's deliveries from the store's outbox, match
+//! the record's Patient ([`matching`]), plan what the destination still lacks against the
+//! [`ledger`], and write it ([`write`]): transaction Bundles in chunks, or resource by resource
+//! where the server takes no transactions ([`capability`]), in dependency order ([`order`]).
+//! Every attempt ends by the retry policy ([`policy`]); every accepted record is either
+//! delivered or sits in a visible state (queued, failed with its reason, skipped with why)
+//! until replayed. Pull ([`pull`]) turns EHR changes into proposed registry updates for review.
 
+pub mod capability;
 pub mod circuit;
 pub mod ledger;
+pub mod matching;
+pub mod order;
 pub mod policy;
+pub mod pull;
 pub mod push;
+pub mod remote;
+pub mod write;

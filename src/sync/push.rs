@@ -5,85 +5,30 @@ use std::time::Duration;
 
 use rand::Rng as _;
 
-use super::ledger;
-use super::policy::{decide, Answer, RetryPolicy};
-use crate::auth::outbound::{SendError, TokenProvider};
-use crate::config::DestinationConfig;
+use super::policy::decide;
+use super::remote::{Destination, Reply};
+use super::write::{self, Done};
+use super::{ledger, matching};
+use crate::config::OnWithdrawal;
 use crate::store::{Attempt, Delivery, SqlStore, StoreError};
 
-/// A destination, ready to deliver to.
-pub struct Destination {
-    pub name: String,
-    /// Where transaction Bundles are POSTed (the FHIR base URL).
-    pub base_url: String,
-    tokens: Option<TokenProvider>,
-    http: reqwest::Client,
-    pub policy: RetryPolicy,
-    pub concurrency: usize,
-    timeout: Duration,
-    pub circuit: super::circuit::Circuit,
+/// Judges a reply by the destination's retry policy.
+fn judge(dest: &Destination, d: &Delivery, reply: &Reply) -> Attempt {
+    let unit: f64 = rand::thread_rng().gen();
+    decide(
+        &dest.policy,
+        d.attempts,
+        &reply.answer,
+        chrono::Utc::now(),
+        unit,
+    )
 }
 
-impl Destination {
-    pub fn from_config(d: &DestinationConfig) -> Result<Destination, String> {
-        let timeout = Duration::from_secs(d.timeout_secs);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|_| "HTTP client".to_string())?;
-        Ok(Destination {
-            name: d.name.clone(),
-            base_url: d.base_url.trim_end_matches('/').to_string(),
-            tokens: d.token_provider(http.clone())?,
-            http,
-            policy: RetryPolicy {
-                max_attempts: d.max_attempts,
-                base: Duration::from_millis(d.backoff_base_ms),
-                max: Duration::from_secs(d.backoff_max_secs),
-            },
-            concurrency: d.concurrency,
-            timeout,
-            circuit: super::circuit::Circuit::new(
-                d.circuit_failures,
-                Duration::from_secs(d.circuit_open_secs),
-            ),
-        })
-    }
-
-    /// POSTs a transaction Bundle; the answer, without its body unless it is an error.
-    async fn send(&self, bundle: &str) -> Answer {
-        let url = format!("{}/", self.base_url);
-        let build = |http: &reqwest::Client| {
-            http.post(&url)
-                .header("content-type", "application/fhir+json")
-                .header("accept", "application/fhir+json")
-                .body(bundle.to_string())
-        };
-        let res = match &self.tokens {
-            Some(t) => t.send(build).await,
-            None => build(&self.http).send().await.map_err(SendError::Http),
-        };
-        match res {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let retry_after = r
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                // A transaction-response (for the ledger) or an error's OperationOutcome.
-                let body = r.text().await.unwrap_or_default();
-                Answer::Http {
-                    status,
-                    retry_after,
-                    body,
-                }
-            }
-            Err(SendError::Token(e)) => Answer::Token(e.to_string()),
-            Err(SendError::Http(e)) if e.is_timeout() => Answer::Timeout,
-            Err(SendError::Http(_)) => Answer::Network,
-        }
+fn finished(dest: &Destination, d: &Delivery, done: Done) -> Attempt {
+    match done {
+        Done::All(status) => Attempt::Delivered { status },
+        Done::Stopped(a) => a,
+        Done::Failed(reply) => judge(dest, d, &reply),
     }
 }
 
@@ -94,10 +39,7 @@ async fn attempt(
     d: &Delivery,
 ) -> Result<Attempt, StoreError> {
     if d.action == "delete" {
-        return Ok(Attempt::Skipped {
-            why: "consent withdrawn: syncing stopped for this record (withdrawal policy: stop)"
-                .into(),
-        });
+        return withdraw(store, dest, d).await;
     }
     let record = match store.record(&d.record).await {
         Ok(r) => r,
@@ -132,22 +74,77 @@ async fn attempt(
             })
         }
     };
-    let held = store.ledger(&dest.name, &d.record).await?;
-    let plan = ledger::plan(bundle, &held);
-    let Some(to_send) = &plan.bundle else {
+    let support = match dest.support().await {
+        Ok(s) => s,
+        Err(reply) => return Ok(judge(dest, d, &reply)),
+    };
+    let mut held = store.ledger(&dest.name, &d.record).await?;
+    if let Some(stop) = matching::patient(store, dest, &d.record, &bundle, &mut held).await? {
+        return Ok(finished(dest, d, stop));
+    }
+    let plan = ledger::plan(bundle, &held, support);
+    if plan.is_empty() {
         return Ok(Attempt::Skipped {
             why: "nothing changed since the last delivery".into(),
         });
-    };
-    let answer = dest.send(&to_send.to_string()).await;
-    let unit: f64 = rand::thread_rng().gen();
-    let outcome = decide(&dest.policy, d.attempts, &answer, chrono::Utc::now(), unit);
-    if let (Attempt::Delivered { .. }, Answer::Http { body, .. }) = (&outcome, &answer) {
-        // A lost ledger write only means the next delivery re-sends (idempotently).
-        let response: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    }
+    let done = write::apply(store, dest, &d.record, support, &plan).await?;
+    Ok(finished(dest, d, done))
+}
+
+/// A withdrawn-consent record at this destination, by its withdrawal policy: stop syncing, or
+/// delete what Engraft created there. Either way the audit log says what was done.
+async fn withdraw(
+    store: &SqlStore,
+    dest: &Destination,
+    d: &Delivery,
+) -> Result<Attempt, StoreError> {
+    let actor = format!("sync:{}", dest.name);
+    if dest.on_withdrawal == OnWithdrawal::Stop {
         store
-            .ledger_update(&dest.name, &d.record, &ledger::confirmed(&plan, &response))
+            .audit_event(
+                &actor,
+                "withdrawal-stop",
+                "record",
+                &d.record,
+                Some(d.record_version),
+            )
             .await?;
+        return Ok(Attempt::Skipped {
+            why: "consent withdrawn: syncing stopped for this record (withdrawal policy: stop)"
+                .into(),
+        });
+    }
+    let support = match dest.support().await {
+        Ok(s) => s,
+        Err(reply) => return Ok(judge(dest, d, &reply)),
+    };
+    let held = store.ledger(&dest.name, &d.record).await?;
+    let plan = ledger::Plan {
+        deletes: ledger::deletable(&held),
+        ..ledger::Plan::default()
+    };
+    let n = plan.deletes.len();
+    let outcome = finished(
+        dest,
+        d,
+        write::apply(store, dest, &d.record, support, &plan).await?,
+    );
+    if let Attempt::Delivered { .. } = outcome {
+        store
+            .audit_event(
+                &actor,
+                &format!("withdrawal-delete:{n}"),
+                "record",
+                &d.record,
+                Some(d.record_version),
+            )
+            .await?;
+        if n == 0 {
+            return Ok(Attempt::Skipped {
+                why: "consent withdrawn: nothing of this record was held at the destination".into(),
+            });
+        }
     }
     Ok(outcome)
 }

@@ -208,6 +208,22 @@ impl Terminology {
             .find(|t| t.system == system)
     }
 
+    /// Every (system, code) Engraft works with: the codes of its ValueSets and the targets of
+    /// its ConceptMaps (the standard codes its local codes map to).
+    pub fn known_codes(&self) -> std::collections::HashSet<(String, String)> {
+        let mut out: std::collections::HashSet<(String, String)> = self
+            .value_sets
+            .values()
+            .flat_map(|vs| vs.codes.iter().cloned())
+            .collect();
+        for m in self.concept_maps.values() {
+            for t in m.by_source.values().flatten() {
+                out.insert((t.system.clone(), t.code.clone()));
+            }
+        }
+        out
+    }
+
     /// Number of loaded CodeSystems, ValueSets and ConceptMaps.
     pub fn counts(&self) -> (usize, usize, usize) {
         (

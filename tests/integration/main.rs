@@ -12,4 +12,5 @@ mod server;
 mod snapshots;
 mod store_api;
 mod sync;
+mod sync_ehr;
 mod validation;

@@ -13,9 +13,9 @@ use serde_json::{json, Value};
 use crate::helpers::{free_port, get_json, listening_on};
 use crate::server::{authed_client, Server};
 
-struct Sandbox {
+pub(crate) struct Sandbox {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Sandbox {
@@ -25,12 +25,12 @@ impl Drop for Sandbox {
     }
 }
 
-fn sandbox(args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
+pub(crate) fn sandbox(args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
     sandbox_on(0, args, load)
 }
 
 /// The sandbox on `port` (0: any free one).
-fn sandbox_on(port: u16, args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
+pub(crate) fn sandbox_on(port: u16, args: &[&str], load: Option<&std::path::Path>) -> Sandbox {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
     cmd.args(["sandbox-ehr", "--port", &port.to_string()])
         .args(args)
@@ -44,13 +44,13 @@ fn sandbox_on(port: u16, args: &[&str], load: Option<&std::path::Path>) -> Sandb
     Sandbox { child, base }
 }
 
-fn destination(base: &str) -> String {
+pub(crate) fn destination(base: &str) -> String {
     format!(
         "[[destinations]]\nname = \"sandbox\"\nbase_url = \"{base}\"\nconcurrency = 4\nmax_attempts = 30\nbackoff_base_ms = 20\nbackoff_max_secs = 1\ntimeout_secs = 5\n[destinations.auth]\nmethod = \"none\"\n"
     )
 }
 
-async fn post_record(s: &Server, record: &Value) -> String {
+pub(crate) async fn post_record(s: &Server, record: &Value) -> String {
     let res = authed_client()
         .post(s.url("/registry/records"))
         .header("content-type", "application/json")
@@ -64,7 +64,7 @@ async fn post_record(s: &Server, record: &Value) -> String {
 }
 
 /// Polls `/sync/status` until nothing is queued or in flight; returns the destination's row.
-async fn drained(s: &Server, within: Duration) -> Value {
+pub(crate) async fn drained(s: &Server, within: Duration) -> Value {
     let started = Instant::now();
     loop {
         let status: Value = get_json(&authed_client(), &s.url("/sync/status")).await;
@@ -100,7 +100,7 @@ fn keys<'a>(resources: impl Iterator<Item = &'a Value>) -> Vec<(String, String)>
 /// What the sandbox holds is exactly what Engraft's bundles say: no resource missing, none
 /// twice (the Provenance of each record is PUT by id, so it counts by id), and references
 /// pointing at the sandbox's own ids.
-async fn assert_sandbox_holds_exactly(s: &Server, ehr: &Sandbox, ids: &[String]) {
+pub(crate) async fn assert_sandbox_holds_exactly(s: &Server, ehr: &Sandbox, ids: &[String]) {
     let mut expected = Vec::new();
     for id in ids {
         let bundle: Value = get_json(

@@ -1,0 +1,223 @@
+//! Pull's side of the store: the patients a destination holds (from the ledger), the
+//! `_lastUpdated` watermarks, and the review queue of EHR resources proposed as registry
+//! updates.
+
+use std::collections::HashSet;
+
+use sqlx::Row;
+
+use super::sql::{instant, SqlStore};
+use super::StoreError;
+
+/// A review item to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReview {
+    pub destination: String,
+    pub record: String,
+    pub remote: String,
+    pub remote_version: String,
+    pub resource_type: String,
+    /// `system|code` that made it relevant.
+    pub code: String,
+    pub display: Option<String>,
+    /// The EHR's resource, JSON.
+    pub resource: String,
+}
+
+/// A review item as listed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Review {
+    pub id: i64,
+    pub destination: String,
+    pub record: String,
+    pub remote: String,
+    pub remote_version: String,
+    pub resource_type: String,
+    pub code: String,
+    pub display: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    /// The EHR's resource.
+    pub resource: serde_json::Value,
+}
+
+const COLUMNS: &str = "id, destination, record, remote, remote_version, resource_type, code, display, status, created_at, decided_at, decided_by, resource";
+
+fn review_of(r: &sqlx::any::AnyRow) -> Review {
+    Review {
+        id: r.get(0),
+        destination: r.get(1),
+        record: r.get(2),
+        remote: r.get(3),
+        remote_version: r.get(4),
+        resource_type: r.get(5),
+        code: r.get(6),
+        display: r.get(7),
+        status: r.get(8),
+        created_at: r.get(9),
+        decided_at: r.get(10),
+        decided_by: r.get(11),
+        resource: serde_json::from_str(&r.get::<String, _>(12)).unwrap_or_default(),
+    }
+}
+
+impl SqlStore {
+    /// (record, remote `Patient/id`) of every Patient the ledger holds at `destination`.
+    pub async fn ledger_patients(
+        &self,
+        destination: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record, remote FROM sync_ledger WHERE destination = $1 AND resource_type = 'Patient' ORDER BY record",
+        )
+        .bind(destination)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Every remote `Type/id` Engraft wrote at `destination`.
+    pub async fn ledger_remotes(&self, destination: &str) -> Result<HashSet<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT remote FROM sync_ledger WHERE destination = $1 AND origin = 'sent'",
+        )
+        .bind(destination)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    pub async fn watermark(
+        &self,
+        destination: &str,
+        resource_type: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT watermark FROM sync_watermarks WHERE destination = $1 AND resource_type = $2",
+        )
+        .bind(destination)
+        .bind(resource_type)
+        .fetch_optional(&self.reader)
+        .await?
+        .map(|r| r.get(0)))
+    }
+
+    /// Queues review items (a remote version already queued is left alone) and moves the
+    /// watermark, in one transaction. Returns how many items are new.
+    pub async fn queue_reviews(
+        &self,
+        destination: &str,
+        resource_type: &str,
+        items: &[NewReview],
+        watermark: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let at = instant(chrono::Utc::now());
+        let mut tx = self.writer.begin().await?;
+        let mut new = 0;
+        for i in items {
+            new += sqlx::query(
+                "INSERT INTO sync_reviews (destination, record, remote, remote_version, resource_type, code, display, resource, status, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'proposed', $9) \
+                 ON CONFLICT (destination, remote, remote_version) DO NOTHING",
+            )
+            .bind(&i.destination)
+            .bind(&i.record)
+            .bind(&i.remote)
+            .bind(&i.remote_version)
+            .bind(&i.resource_type)
+            .bind(&i.code)
+            .bind(&i.display)
+            .bind(&i.resource)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        if let Some(w) = watermark {
+            sqlx::query(
+                "INSERT INTO sync_watermarks (destination, resource_type, watermark, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (destination, resource_type) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
+            )
+            .bind(destination)
+            .bind(resource_type)
+            .bind(w)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Review items, newest first; `status` filters (`proposed`, `accepted`, `rejected`).
+    pub async fn reviews(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Review>, StoreError> {
+        let rows = sqlx::query(
+            &format!("SELECT {COLUMNS} FROM sync_reviews WHERE ($1 = '' OR status = $1) ORDER BY id DESC LIMIT $2"),
+        )
+        .bind(status.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(review_of).collect())
+    }
+
+    /// Decides a proposed item (`accepted` or `rejected`), with an audit row. NotFound when
+    /// there is no such item; `Exists` (with its status) when it was already decided.
+    pub async fn decide_review(
+        &self,
+        id: i64,
+        status: &str,
+        actor: &str,
+    ) -> Result<Review, StoreError> {
+        let at = instant(chrono::Utc::now());
+        let mut tx = self.writer.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE sync_reviews SET status = $1, decided_at = $2, decided_by = $3 WHERE id = $4 AND status = 'proposed'",
+        )
+        .bind(status)
+        .bind(&at)
+        .bind(actor)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 1 {
+            sqlx::query(
+                "INSERT INTO audit (at, actor, action, entity, entity_id, version) VALUES ($1, $2, $3, 'review', $4, NULL)",
+            )
+            .bind(&at)
+            .bind(actor)
+            .bind(format!("review-{status}"))
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let row = sqlx::query("SELECT status FROM sync_reviews WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.writer)
+            .await?;
+        match (row, changed) {
+            (None, _) => Err(StoreError::NotFound),
+            (Some(r), 0) => Err(StoreError::Exists(r.get(0))),
+            _ => self.review(id).await?.ok_or(StoreError::NotFound),
+        }
+    }
+
+    async fn review(&self, id: i64) -> Result<Option<Review>, StoreError> {
+        Ok(
+            sqlx::query(&format!("SELECT {COLUMNS} FROM sync_reviews WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.writer)
+                .await?
+                .as_ref()
+                .map(review_of),
+        )
+    }
+}

@@ -1,0 +1,393 @@
+//! EHR sync against what real EHRs differ in: servers without transactions or conditional
+//! writes, transaction size limits, resources changed at the EHR since Engraft wrote them,
+//! Patients found by MRN, consent withdrawal that deletes, and pull into the review queue.
+//! Real processes over 127.0.0.1: the gateway and `engraft sandbox-ehr`.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{fixtures, get_json};
+use crate::server::{authed_client, record_text, Server};
+use crate::sync::{
+    assert_sandbox_holds_exactly, destination, drained, post_record, sandbox, Sandbox,
+};
+
+/// `destination(base)` with `settings` (TOML lines) added to the destination.
+fn destination_with(base: &str, settings: &str) -> String {
+    destination(base).replace(
+        "[destinations.auth]",
+        &format!("{settings}\n[destinations.auth]"),
+    )
+}
+
+async fn held(ehr: &Sandbox) -> Vec<Value> {
+    serde_json::from_value(
+        get_json(
+            &reqwest::Client::new(),
+            &format!("{}/_sandbox/resources", ehr.base),
+        )
+        .await,
+    )
+    .unwrap()
+}
+
+async fn stats(ehr: &Sandbox) -> Value {
+    get_json(
+        &reqwest::Client::new(),
+        &format!("{}/_sandbox/stats", ehr.base),
+    )
+    .await
+}
+
+async fn failed(s: &Server) -> Vec<Value> {
+    get_json(&authed_client(), &s.url("/sync/failed")).await["failed"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn put_record(s: &Server, id: &str, record: &Value, version: u64) {
+    let res = authed_client()
+        .put(s.url(&format!("/registry/records/{id}")))
+        .header("content-type", "application/json")
+        .header("if-match", format!("W/\"{version}\""))
+        .body(record.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// The fixture record with another identity (record id, UPN, MRN).
+fn another(n: u32, mrn: &str) -> Value {
+    let mut r: Value = serde_json::from_str(&record_text()).unwrap();
+    r["recordId"] = json!(format!("ENG-09{n:02}"));
+    r["patient"]["upn"] = json!(format!("UPN-19{n:02}"));
+    r["patient"]["mrns"][0]["value"] = json!(mrn);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_transactions_or_conditional_writes_gets_each_resource_exactly_once() {
+    // Its CapabilityStatement says so; nothing in the config does. Faults include dropped
+    // connections and writes applied before a 500: the identifier search before each create
+    // keeps them from duplicating anything.
+    let ehr = sandbox(
+        &[
+            "--no-transactions",
+            "--no-conditional",
+            "--fault-rate",
+            "0.2",
+            "--seed",
+            "11",
+        ],
+        None,
+    );
+    let s = Server::start_with(
+        &destination_with(&ehr.base, "circuit_open_secs = 1"),
+        &[],
+        &[],
+    );
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let record = serde_json::to_value(engraft::fixtures::generate(31, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    let status = drained(&s, Duration::from_secs(120)).await;
+    assert_eq!(status["delivered"], 6, "{status}");
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+    let st = stats(&ehr).await;
+    let faults = st["faults"].as_object().unwrap();
+    assert!(faults.contains_key("applied-then-500"), "{st}");
+    assert!(faults.contains_key("dropped"), "{st}");
+}
+
+#[tokio::test]
+async fn a_record_larger_than_the_transaction_limit_goes_in_several_in_dependency_order() {
+    let ehr = sandbox(&["--max-entries", "10"], None);
+    let s = Server::start_with(&destination_with(&ehr.base, "max_entries = 10"), &[], &[]);
+    let id = post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["delivered"], 1, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, std::slice::from_ref(&id)).await;
+    let bundle = get_json(
+        &authed_client(),
+        &s.url(&format!("/registry/records/{id}/bundle")),
+    )
+    .await;
+    let entries = bundle["entry"].as_array().unwrap().len() as u64;
+    // One transaction per 10 entries: the sandbox refuses anything larger.
+    assert_eq!(stats(&ehr).await["requests"], entries.div_ceil(10));
+}
+
+#[tokio::test]
+async fn a_change_made_in_the_ehr_is_a_visible_conflict_and_a_replay_with_overwrite_resolves_it() {
+    let ehr = sandbox(&[], None);
+    let s = Server::start_with(&destination(&ehr.base), &[], &[]);
+    let v1: Value = serde_json::from_str(&record_text()).unwrap();
+    let id = post_record(&s, &v1).await;
+    drained(&s, Duration::from_secs(30)).await;
+
+    // Someone edits every Observation in the EHR.
+    let http = reqwest::Client::new();
+    for mut o in held(&ehr)
+        .await
+        .into_iter()
+        .filter(|r| r["resourceType"] == "Observation")
+    {
+        o["note"] = json!([{"text": "edited in the EHR"}]);
+        let url = format!("{}/Observation/{}", ehr.base, o["id"].as_str().unwrap());
+        let res = http.put(url).body(o.to_string()).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // The registry changes one follow-up score.
+    let mut v2 = v1.clone();
+    let fu = v2["followUps"].as_array_mut().unwrap();
+    let last = fu.len() - 1;
+    fu[last]["scores"][0]["value"] = json!(4.0);
+    put_record(&s, &id, &v2, 1).await;
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 1, "{status}");
+    let f = failed(&s).await;
+    assert_eq!(f[0]["reason"], "conflict", "{f:?}");
+    assert_eq!(f[0]["http_status"], 412);
+    assert!(f[0]["error"].as_str().unwrap().contains("not overwritten"));
+    assert!(
+        held(&ehr)
+            .await
+            .iter()
+            .filter(|r| r["resourceType"] == "Observation")
+            .all(|o| o["note"].is_array()),
+        "the EHR's edits were not overwritten"
+    );
+
+    // A person decides the registry wins.
+    let res = authed_client()
+        .post(s.url(&format!("/sync/failed/{}/retry?overwrite=true", f[0]["id"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, std::slice::from_ref(&id)).await;
+    assert!(held(&ehr).await.iter().all(|r| r["note"].is_null()));
+
+    // A version without the last follow-up: its resources are deleted at the destination.
+    let mut v3 = v2.clone();
+    v3["followUps"].as_array_mut().unwrap().pop();
+    put_record(&s, &id, &v3, 2).await;
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, std::slice::from_ref(&id)).await;
+}
+
+#[tokio::test]
+async fn patients_are_found_by_mrn_never_guessed_and_unmatched_ones_are_held() {
+    let ehr = sandbox(&[], Some(&fixtures("ehr")));
+    let config = destination_with(
+        &ehr.base,
+        "patient_identifier_system = \"urn:oid:1.2.840.99999.1.1\"\nunmatched_patient = \"hold\"",
+    );
+    let s = Server::start_with(&config, &[], &[]);
+    let patients_before = held(&ehr)
+        .await
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .count();
+    post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    post_record(&s, &another(1, "MRN-55599")).await;
+    post_record(&s, &another(2, "MRN-55777")).await;
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(
+        (status["delivered"].as_i64(), status["failed"].as_i64()),
+        (Some(1), Some(2)),
+        "{status}"
+    );
+    let f = failed(&s).await;
+    let mut reasons: Vec<&str> = f.iter().map(|f| f["reason"].as_str().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(reasons, ["conflict", "unmatched"]);
+
+    // The matched record references the EHR's own Patient, which Engraft did not write.
+    let all = held(&ehr).await;
+    let patients: Vec<&Value> = all
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .collect();
+    assert_eq!(
+        patients.len(),
+        patients_before,
+        "no Patient created, none changed"
+    );
+    let ehr_patient = patients
+        .iter()
+        .find(|p| p["identifier"][0]["value"] == "MRN-55501")
+        .unwrap();
+    assert_eq!(ehr_patient["meta"]["versionId"], "1");
+    let pref = format!("Patient/{}", ehr_patient["id"].as_str().unwrap());
+    let ours: Vec<&Value> = all
+        .iter()
+        .filter(|r| {
+            r["resourceType"] == "Observation"
+                && r["identifier"][0]["system"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://engraft.dev")
+        })
+        .collect();
+    assert!(!ours.is_empty());
+    assert!(ours
+        .iter()
+        .all(|o| o["subject"]["reference"] == pref.as_str()));
+
+    // The hospital registers the unmatched patient; the held record is replayed.
+    let res = reqwest::Client::new()
+        .post(format!("{}/Patient", ehr.base))
+        .body(json!({"resourceType": "Patient", "identifier": [{"system": "urn:oid:1.2.840.99999.1.1", "value": "MRN-55777"}]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let unmatched = f.iter().find(|f| f["reason"] == "unmatched").unwrap();
+    let res = authed_client()
+        .post(s.url(&format!("/sync/failed/{}/retry", unmatched["id"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(
+        (status["delivered"].as_i64(), status["failed"].as_i64()),
+        (Some(2), Some(1)),
+        "{status}"
+    );
+}
+
+#[tokio::test]
+async fn a_withdrawal_deletes_what_engraft_created_and_is_audited() {
+    let ehr = sandbox(&[], None);
+    let s = Server::start_with(
+        &destination_with(&ehr.base, "on_withdrawal = \"delete\""),
+        &[],
+        &[],
+    );
+    let id = post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    drained(&s, Duration::from_secs(30)).await;
+    assert!(!held(&ehr).await.is_empty());
+    let res = authed_client()
+        .delete(s.url(&format!("/registry/records/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_eq!(
+        held(&ehr).await.len(),
+        0,
+        "nothing of the record is left at the destination"
+    );
+    let db = sqlx::SqlitePool::connect(&s.db_url).await.unwrap();
+    let actions: Vec<(String, String)> =
+        sqlx::query_as("SELECT actor, action FROM audit WHERE action LIKE 'withdrawal%'")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(actions.len(), 1, "{actions:?}");
+    assert_eq!(actions[0].0, "sync:sandbox");
+    assert!(
+        actions[0].1.starts_with("withdrawal-delete:"),
+        "{actions:?}"
+    );
+}
+
+#[tokio::test]
+async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
+    let ehr = sandbox(&[], Some(&fixtures("ehr")));
+    let config = destination_with(
+        &ehr.base,
+        "patient_identifier_system = \"urn:oid:1.2.840.99999.1.1\"",
+    );
+    let s = Server::start_with(&config, &[], &[]);
+    post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    drained(&s, Duration::from_secs(30)).await;
+    let pull = || async {
+        let res = authed_client()
+            .post(s.url("/sync/sandbox/pull"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()
+    };
+    let first = pull().await;
+    assert_eq!(first["patients"], 1, "{first}");
+    assert_eq!(
+        first["proposed"], 2,
+        "the MS Condition and the Karnofsky score: {first}"
+    );
+    assert_eq!(first["not_relevant"], 1, "the heart rate: {first}");
+    assert!(
+        first["ours"].as_u64().unwrap() > 10,
+        "Engraft's own writes are left out: {first}"
+    );
+    let reviews = get_json(&authed_client(), &s.url("/sync/reviews?status=proposed")).await;
+    let items = reviews["reviews"].as_array().unwrap();
+    let mut codes: Vec<&str> = items.iter().map(|r| r["code"].as_str().unwrap()).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "http://loinc.org|89243-0",
+            "http://snomed.info/sct|24700007"
+        ]
+    );
+    assert_eq!(
+        pull().await["proposed"],
+        0,
+        "nothing new since the watermark"
+    );
+
+    // The EHR records a new Karnofsky score: one new item.
+    let kps = items
+        .iter()
+        .find(|r| r["code"] == "http://loinc.org|89243-0")
+        .unwrap();
+    let mut changed = kps["resource"].clone();
+    changed["valueInteger"] = json!(70);
+    let res = reqwest::Client::new()
+        .put(format!("{}/{}", ehr.base, kps["remote"].as_str().unwrap()))
+        .body(changed.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(pull().await["proposed"], 1);
+
+    // Decisions: once each, audited with who decided.
+    let id = kps["id"].as_i64().unwrap();
+    let decide = |verb: &'static str, id: i64| {
+        let url = s.url(&format!("/sync/reviews/{id}/{verb}"));
+        async move { authed_client().post(url).send().await.unwrap() }
+    };
+    let res = decide("accept", id).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(r["status"], "accepted");
+    assert!(r["decided_by"].is_string());
+    assert_eq!(decide("reject", id).await.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        decide("accept", 999_999).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let res = authed_client()
+        .get(s.url("/sync/reviews?status=maybe"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
