@@ -35,15 +35,21 @@ pub async fn apply(
     let mut last = 200;
     if support.transactions {
         for chunk in plan.entries.chunks(dest.max_entries) {
-            let mut chunk = chunk.to_vec();
-            for e in &mut chunk {
-                ledger::rewrite(&mut e["resource"], &map);
-            }
-            let bundle = ledger::transaction(chunk);
-            let reply = dest
-                .call(Method::POST, "", Some(bundle.to_string()), &[])
-                .await;
-            let chunk = bundle["entry"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+            // Only chunks after the first can refer to what an earlier chunk created; the
+            // first (usually the only one) is sent as planned, without a copy.
+            let rewritten: Option<Vec<Value>> = (!map.is_empty()).then(|| {
+                let mut c = chunk.to_vec();
+                for e in &mut c {
+                    ledger::rewrite(&mut e["resource"], &map);
+                }
+                c
+            });
+            let chunk = rewritten.as_deref().unwrap_or(chunk);
+            let body = format!(
+                r#"{{"resourceType":"Bundle","type":"transaction","entry":{}}}"#,
+                serde_json::to_string(chunk).unwrap_or_else(|_| "[]".into())
+            );
+            let reply = dest.call(Method::POST, "", Some(body), &[]).await;
             if !reply.ok() {
                 return stopped(store, dest, record, plan, chunk, reply).await;
             }
