@@ -136,11 +136,13 @@ impl SqlStore {
         Ok(out)
     }
 
-    /// Records how an attempt ended; only the lease owner can (a worker whose lease ran out
+    /// Records how an attempt ended; only the lease holder can (a worker whose lease ran out
     /// and was taken over gets `false`, and its result is dropped: the new owner's counts).
+    /// The lease is fenced by owner and attempt number, so a takeover by the same process
+    /// (same owner, next attempt) also shuts the old attempt out.
     pub async fn finish_delivery(
         &self,
-        seq: i64,
+        d: &Delivery,
         owner: &str,
         attempt: &Attempt,
     ) -> Result<bool, StoreError> {
@@ -187,7 +189,7 @@ impl SqlStore {
         let done = sqlx::query(
             "UPDATE outbox SET status = $1, next_attempt_at = $2, reason = $3, last_status = $4, last_error = $5, \
              outcome = $6, updated_at = $7, leased_until = NULL \
-             WHERE seq = $8 AND lease_owner = $9 AND status = 'leased'",
+             WHERE seq = $8 AND lease_owner = $9 AND attempts = $10 AND status = 'leased'",
         )
         .bind(status)
         .bind(next)
@@ -196,8 +198,32 @@ impl SqlStore {
         .bind(error)
         .bind(outcome)
         .bind(&at)
-        .bind(seq)
+        .bind(d.seq)
         .bind(owner)
+        .bind(d.attempts)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends `owner`'s lease on row `seq` by `seconds` from now, for an attempt that runs
+    /// longer than one lease. `false` when the lease is no longer `owner`'s (it ran out and
+    /// another worker took the row over): the attempt must stop, or two would write at once.
+    pub async fn extend_lease(
+        &self,
+        d: &Delivery,
+        owner: &str,
+        seconds: i64,
+    ) -> Result<bool, StoreError> {
+        let until = instant(now() + chrono::Duration::seconds(seconds));
+        let done = sqlx::query(
+            "UPDATE outbox SET leased_until = $1 \
+             WHERE seq = $2 AND lease_owner = $3 AND attempts = $4 AND status = 'leased'",
+        )
+        .bind(until)
+        .bind(d.seq)
+        .bind(owner)
+        .bind(d.attempts)
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -187,7 +187,7 @@ pub async fn run(
                         let (store, dest) = (store.clone(), dest.clone());
                         let (owner, attempts) = (owner.clone(), attempts.clone());
                         in_flight.spawn(async move {
-                            deliver(&store, &dest, &owner, &attempts, d).await
+                            deliver(&store, &dest, &owner, lease_secs, &attempts, d).await
                         });
                     }
                 }
@@ -217,18 +217,52 @@ pub async fn run(
     tracing::info!(destination = %dest.name, "delivery worker stopped");
 }
 
+/// Keeps the lease on `d` alive while its attempt runs (an attempt resource by resource
+/// against a slow server can outlast one lease). Returns only when the lease is lost: the row
+/// was taken over, so the attempt must stop before it writes alongside the new holder.
+async fn hold_lease(store: &SqlStore, owner: &str, lease_secs: i64, d: &Delivery) {
+    let every = Duration::from_secs((lease_secs as u64 / 3).max(1));
+    let mut misses = 0;
+    loop {
+        tokio::time::sleep(every).await;
+        match store.extend_lease(d, owner, lease_secs).await {
+            Ok(true) => misses = 0,
+            Ok(false) => return,
+            // The store is briefly unreachable: the lease still has time to run; give up
+            // before it can have run out.
+            Err(e) => {
+                misses += 1;
+                tracing::warn!(record = %d.record, error = %e, "extending a delivery lease failed");
+                if misses >= 2 {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// One delivery attempt, recorded.
 async fn deliver(
     store: &SqlStore,
     dest: &Destination,
     owner: &str,
+    lease_secs: i64,
     attempts: &prometheus::IntCounterVec,
     d: Delivery,
 ) {
-    let outcome = match attempt(store, dest, &d).await {
+    let outcome = tokio::select! {
+        a = attempt(store, dest, &d) => a,
+        _ = hold_lease(store, owner, lease_secs, &d) => {
+            // Dropping the attempt stops it between two requests; what it confirmed is in
+            // the ledger, so whoever holds the row now resumes from there.
+            tracing::warn!(destination = %dest.name, record = %d.record, version = d.record_version, "delivery lease lost; attempt stopped");
+            return;
+        }
+    };
+    let outcome = match outcome {
         Ok(a) => a,
         Err(e) => {
-            tracing::error!(destination = %dest.name, error = %e, "reading the record failed; its lease will run out and it will be retried");
+            tracing::error!(destination = %dest.name, error = %e, "the store failed during the attempt; its lease will run out and it will be retried");
             return;
         }
     };
@@ -251,7 +285,7 @@ async fn deliver(
         Attempt::Skipped { .. } => "skipped",
     };
     attempts.with_label_values(&[&dest.name, label]).inc();
-    if let Err(e) = store.finish_delivery(d.seq, owner, &outcome).await {
+    if let Err(e) = store.finish_delivery(&d, owner, &outcome).await {
         tracing::error!(destination = %dest.name, error = %e, "recording a delivery failed; its lease will run out and it will be retried");
     }
 }

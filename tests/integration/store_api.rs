@@ -555,6 +555,62 @@ async fn replay_cache_is_shared(b: &Backend) {
     );
 }
 
+/// A delivery lease is fenced by owner and attempt number: once it ran out and was taken
+/// over (even by the same worker process, as its next attempt), the old attempt can neither
+/// extend it nor record an outcome; a live attempt extends its lease as long as it runs.
+async fn delivery_leases_are_fenced(b: &Backend) {
+    use engraft::store::{Attempt, Prepared};
+    let store = SqlStore::open(&b.url())
+        .await
+        .unwrap()
+        .with_destinations(vec!["ehr".into()]);
+    let p = Prepared {
+        id: "lease-fence".into(),
+        registry: "test".into(),
+        record_id: "LEASE-1".into(),
+        record: "{}".into(),
+        bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
+        report: "{}".into(),
+        resources: Vec::new(),
+    };
+    store.create(&p, "test").await.unwrap();
+    let first = store.lease_deliveries("ehr", "w", 4, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let first = &first[0];
+    assert!(store.extend_lease(first, "w", 1).await.unwrap());
+    assert!(
+        store
+            .lease_deliveries("ehr", "w", 4, 60)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a held lease is not handed out"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let second = store.lease_deliveries("ehr", "w", 4, 60).await.unwrap();
+    assert_eq!(second.len(), 1, "a lease that ran out is taken over");
+    let second = &second[0];
+    assert_eq!(
+        (second.seq, second.attempts),
+        (first.seq, first.attempts + 1)
+    );
+    let delivered = Attempt::Delivered { status: 200 };
+    assert!(!store.extend_lease(first, "w", 60).await.unwrap());
+    assert!(!store.finish_delivery(first, "w", &delivered).await.unwrap());
+    assert!(store.extend_lease(second, "w", 60).await.unwrap());
+    assert!(!store
+        .finish_delivery(second, "other", &delivered)
+        .await
+        .unwrap());
+    assert!(store
+        .finish_delivery(second, "w", &delivered)
+        .await
+        .unwrap());
+    let status = store.sync_status().await.unwrap();
+    assert_eq!(status[0].delivered, 1);
+}
+
+both_backends!(delivery_leases_are_fenced_on, delivery_leases_are_fenced);
 both_backends!(replay_cache_is_shared_on, replay_cache_is_shared);
 both_backends!(registry_round_trip_on, registry_round_trip);
 both_backends!(bad_input_changes_nothing_on, bad_input_changes_nothing);

@@ -106,6 +106,37 @@ async fn a_server_without_transactions_or_conditional_writes_gets_each_resource_
 }
 
 #[tokio::test]
+async fn an_attempt_that_outlasts_its_lease_keeps_it_and_writes_nothing_twice() {
+    // With `timeout_secs = 1` a lease lasts 7 s; resource by resource (a search and a write
+    // each) at 150 ms a request, one record takes about twice that. The worker extends its
+    // lease as it goes, so no second worker takes the record over halfway.
+    let ehr = sandbox(
+        &[
+            "--no-transactions",
+            "--no-conditional",
+            "--latency-ms",
+            "150",
+        ],
+        None,
+    );
+    let config = destination(&ehr.base).replace("timeout_secs = 5", "timeout_secs = 1");
+    let s = Server::start_with(&config, &[], &[]);
+    let id = post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    let status = drained(&s, Duration::from_secs(90)).await;
+    assert_eq!(status["delivered"], 1, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, std::slice::from_ref(&id)).await;
+    let bundle = get_json(
+        &authed_client(),
+        &s.url(&format!("/registry/records/{id}/bundle")),
+    )
+    .await;
+    let entries = bundle["entry"].as_array().unwrap().len() as u64;
+    // One search and one write per entry but the Provenance (PUT by id, no search): one
+    // attempt, nothing sent twice.
+    assert_eq!(stats(&ehr).await["requests"], 2 * entries - 1);
+}
+
+#[tokio::test]
 async fn a_record_larger_than_the_transaction_limit_goes_in_several_in_dependency_order() {
     let ehr = sandbox(&["--max-entries", "10"], None);
     let s = Server::start_with(&destination_with(&ehr.base, "max_entries = 10"), &[], &[]);
