@@ -20,13 +20,30 @@ pub struct Config {
     pub destinations: Vec<DestinationConfig>,
 }
 
+impl Config {
+    /// The destinations every accepted record version is queued for (see
+    /// [`DestinationConfig::queues_every_record`]).
+    pub fn queued_destinations(&self) -> Vec<String> {
+        self.destinations
+            .iter()
+            .filter(|d| d.queues_every_record())
+            .map(|d| d.name.clone())
+            .collect()
+    }
+}
+
 /// A destination: an EHR or registry FHIR server Engraft calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DestinationConfig {
     pub name: String,
-    /// Its FHIR base URL.
+    /// Its FHIR base URL (for a registry: the API root; FHIR is under `registry.fhir_path`).
     pub base_url: String,
+    /// An EHR (the default) or an outcome registry (then `[destinations.registry]` says how).
+    #[serde(default)]
+    pub kind: DestinationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistryConfig>,
     pub auth: DestinationAuth,
     /// Deliveries in flight at once.
     #[serde(default = "default_concurrency")]
@@ -50,8 +67,9 @@ pub struct DestinationConfig {
     pub circuit_open_secs: u64,
     /// Largest transaction Bundle sent; a record with more entries goes in several, in
     /// dependency order (references to earlier ones rewritten to the ids the server gave).
-    #[serde(default = "default_max_entries")]
-    pub max_entries: usize,
+    /// Default 500, and 50 for a registry (CIBMTR's limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<usize>,
     /// Requests per second to this destination, at most (0: no limit).
     #[serde(default)]
     pub rate_limit_per_sec: u32,
@@ -101,8 +119,80 @@ pub enum OnWithdrawal {
     Delete,
 }
 
-fn default_max_entries() -> usize {
-    500
+/// What a destination is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DestinationKind {
+    /// A hospital EHR: kept in sync (push, pull, conflicts, patient matching).
+    #[default]
+    Ehr,
+    /// An outcome registry: records are submitted to it (CRID registration, de-identified
+    /// Patient, centre security tag, no conditional operations).
+    Registry,
+}
+
+/// How records are submitted to a registry destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The registry's workflow profile (only `cibmtr`: the Direct FHIR connection guide).
+    #[serde(default)]
+    pub workflow: RegistryWorkflow,
+    /// The centre's CIBMTR Center Number (5 digits); every resource carries the security tag
+    /// `rc_<ccn>`.
+    pub ccn: String,
+    /// System of the centre security tag (the registry's documents disagree: the connection
+    /// guide uses this default, the IG's profiles `http://terminology.cibmtr.org/codesystem/transplant-center`).
+    #[serde(default = "default_security_system")]
+    pub security_system: String,
+    /// System of the CRID identifier (likewise; the IG uses `http://terminology.cibmtr.org/identifier/CRID`).
+    #[serde(default = "default_crid_system")]
+    pub crid_system: String,
+    /// How a patient's CRID is obtained: `crid-api` (`PUT <base_url>/CRID`, CIBMTR JSON) or
+    /// `crid-assignment` (`POST <fhir>/Patient/$crid-assignment`, FHIR Parameters).
+    #[serde(default)]
+    pub crid_registration: CridRegistration,
+    /// Where FHIR lives under `base_url`; transactions are POSTed there (never to `/Bundle`,
+    /// which only stores them).
+    #[serde(default = "default_fhir_path")]
+    pub fhir_path: String,
+    /// `manual` (the default): only `engraft submit` / `POST /registry/submissions` send
+    /// records; `auto`: every accepted record version is queued like an EHR delivery.
+    #[serde(default)]
+    pub submit: SubmitMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryWorkflow {
+    #[default]
+    Cibmtr,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CridRegistration {
+    #[default]
+    CridApi,
+    CridAssignment,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubmitMode {
+    #[default]
+    Manual,
+    Auto,
+}
+
+fn default_security_system() -> String {
+    "http://cibmtr.org/codesystem/transplant-center".into()
+}
+fn default_crid_system() -> String {
+    "http://cibmtr.org/identifier/CRID".into()
+}
+fn default_fhir_path() -> String {
+    "r4".into()
 }
 
 fn default_circuit_failures() -> u32 {
@@ -176,6 +266,24 @@ fn default_margin() -> u64 {
 }
 
 impl DestinationConfig {
+    /// Largest transaction Bundle: as configured, else 500 (50 for a registry).
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+            .unwrap_or(match self.kind {
+                DestinationKind::Ehr => 500,
+                DestinationKind::Registry => 50,
+            })
+            .max(1)
+    }
+
+    /// Whether every accepted record version is queued for this destination (EHRs and
+    /// `submit = "auto"` registries) rather than sent only when submitted.
+    pub fn queues_every_record(&self) -> bool {
+        self.registry
+            .as_ref()
+            .is_none_or(|r| r.submit == SubmitMode::Auto)
+    }
+
     /// The destination's token provider, with its secrets loaded. The error names the key.
     pub fn token_provider(
         &self,
@@ -302,11 +410,45 @@ impl DestinationConfig {
                 self.name
             ));
         }
-        if self.max_entries == 0 {
+        if self.max_entries == Some(0) {
             out.push(format!(
                 "destinations.{}.max_entries: must be at least 1",
                 self.name
             ));
+        }
+        match (self.kind, &self.registry) {
+            (DestinationKind::Registry, None) => out.push(format!(
+                "destinations.{}: kind = \"registry\" needs a [destinations.registry] table",
+                self.name
+            )),
+            (DestinationKind::Ehr, Some(_)) => out.push(format!(
+                "destinations.{}.registry: only for kind = \"registry\"",
+                self.name
+            )),
+            (DestinationKind::Registry, Some(r)) => {
+                if r.ccn.len() != 5 || !r.ccn.bytes().all(|b| b.is_ascii_digit()) {
+                    out.push(format!(
+                        "destinations.{}.registry.ccn: must be the 5-digit centre number (the tag rc_<ccn> must match ^rc_[0-9]{{5}}$)",
+                        self.name
+                    ));
+                }
+                if self.on_withdrawal == OnWithdrawal::Delete {
+                    out.push(format!(
+                        "destinations.{}.on_withdrawal: a registry takes no deletes; use \"stop\"",
+                        self.name
+                    ));
+                }
+                if self.transactions == Some(false)
+                    || self.conditional_update == Some(true)
+                    || self.patient_identifier_system.is_some()
+                {
+                    out.push(format!(
+                        "destinations.{}: a registry takes transactions and no conditional operations, and its patients are found by CRID; drop transactions, conditional_update and patient_identifier_system",
+                        self.name
+                    ));
+                }
+            }
+            (DestinationKind::Ehr, None) => {}
         }
         if self.max_attempts < 1 || self.timeout_secs == 0 || self.backoff_base_ms == 0 {
             out.push(format!("destinations.{}: max_attempts, timeout_secs and backoff_base_ms must be at least 1", self.name));

@@ -522,6 +522,7 @@ pub fn generate(seed: u64, index: u64) -> Record {
             upn: format!("U{seed}-{index:07}"),
             mrns: Vec::new(),
             crid: None,
+            name: None,
             sex,
             birth_date: d(birth),
             linked_identifiers: Vec::new(),

@@ -53,8 +53,14 @@ impl Interaction {
 /// - `RegistryRecord`: `/registry/records` (c: accept, r: read record, bundle and report,
 ///   u: replace, d: withdraw consent);
 /// - `Metrics`: `GET /metrics` (r);
-/// - `SyncDelivery`: `/sync` (r: status and failures, u: replay).
-pub const ENGRAFT_TYPES: &[&str] = &["RegistryRecord", "Metrics", "SyncDelivery"];
+/// - `SyncDelivery`: `/sync` (r: status and failures, u: replay);
+/// - `RegistrySubmission`: `/registry/submissions` (c: submit, r: read a submission).
+pub const ENGRAFT_TYPES: &[&str] = &[
+    "RegistryRecord",
+    "Metrics",
+    "SyncDelivery",
+    "RegistrySubmission",
+];
 
 /// One granted scope: a resource type (or `*`) and a set of interactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

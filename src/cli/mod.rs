@@ -8,6 +8,7 @@ mod keygen;
 mod profiles;
 mod sandbox;
 mod serve;
+mod submit;
 mod sync;
 mod token;
 mod validate;
@@ -47,6 +48,8 @@ enum Command {
         #[command(subcommand)]
         command: sync::Command,
     },
+    /// Submit records to a registry destination (CIBMTR style), or plan it with --dry-run.
+    Submit(submit::Args),
     /// Run the sandbox EHR: an in-memory FHIR R4 server with fault injection, for testing.
     SandboxEhr(sandbox::Args),
     /// Get an access token as a SMART Backend Services client and print it.
@@ -103,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Token(a) => token::run(a),
         Command::SandboxEhr(a) => sandbox::run(a),
         Command::Sync { command } => sync::run(command),
+        Command::Submit(a) => submit::run(a),
         Command::Config { command } => serve::run_config(command),
     };
     match result {

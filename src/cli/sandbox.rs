@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::sandbox::registry::{Credentials, RegistryOptions};
 use crate::sandbox::{Faults, Options, Rules, SandboxClient};
 
 #[derive(Debug, clap::Args)]
@@ -33,6 +34,22 @@ pub struct Args {
     /// Largest transaction taken, in entries (larger ones get 413).
     #[arg(long)]
     max_entries: Option<usize>,
+    /// Behave as an outcome registry in the shape of the CIBMTR Direct FHIR API instead of
+    /// an EHR: `PUT /CRID`, FHIR under `/r4`, no conditional operations, 50 entries per
+    /// transaction (or --max-entries), entries answered one by one, centre tags required.
+    #[arg(long)]
+    registry: bool,
+    /// Registry mode: refuse resources with this code (any system), entry by entry
+    /// (repeatable); `POST /_sandbox/reject` changes the list at run time.
+    #[arg(long = "reject-code", requires = "registry")]
+    reject_codes: Vec<String>,
+    /// Registry mode: require password-grant tokens from `POST /oauth2/v1/token`, for this
+    /// client (`CLIENT_ID:CLIENT_SECRET`, HTTP Basic)...
+    #[arg(long, requires_all = ["registry", "user"])]
+    basic_client: Option<String>,
+    /// ...and this resource owner (`USERNAME:PASSWORD`).
+    #[arg(long, requires = "basic_client")]
+    user: Option<String>,
     /// Require SMART Backend Services tokens from this client...
     #[arg(long, requires = "client_jwks")]
     client_id: Option<String>,
@@ -45,6 +62,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.fault_rate) {
         eprintln!("engraft sandbox-ehr: --fault-rate must be between 0 and 1");
         return Ok(ExitCode::from(2));
+    }
+    if a.registry {
+        return registry(a);
     }
     let mut load = Vec::new();
     if let Some(dir) = &a.load {
@@ -85,6 +105,46 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         };
         let (server, addr) = crate::sandbox::start(&format!("127.0.0.1:{}", a.port), options)?;
         println!("sandbox-ehr listening on http://{addr}");
+        server.await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn registry(a: Args) -> anyhow::Result<ExitCode> {
+    let pair = |s: &str| {
+        s.split_once(':')
+            .map(|(x, y)| (x.to_string(), y.to_string()))
+    };
+    let credentials = match (a.basic_client.as_deref(), a.user.as_deref()) {
+        (Some(c), Some(u)) => match (pair(c), pair(u)) {
+            (Some((client_id, client_secret)), Some((username, password))) => Some(Credentials {
+                client_id,
+                client_secret,
+                username,
+                password,
+            }),
+            _ => {
+                eprintln!("engraft sandbox-ehr: --basic-client and --user take ID:SECRET and NAME:PASSWORD");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        _ => None,
+    };
+    let options = RegistryOptions {
+        max_entries: a.max_entries.unwrap_or(50),
+        reject_codes: a.reject_codes,
+        credentials,
+        latency: Duration::from_millis(a.latency_ms),
+        ..RegistryOptions::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let (server, addr) =
+            crate::sandbox::registry::start(&format!("127.0.0.1:{}", a.port), options)?;
+        println!("sandbox-registry listening on http://{addr}");
         server.await?;
         anyhow::Ok(())
     })?;

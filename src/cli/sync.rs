@@ -56,7 +56,7 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let names = config.destinations.iter().map(|d| d.name.clone()).collect();
+        let names = config.queued_destinations();
         let store = SqlStore::open(&config.store.url)
             .await?
             .with_destinations(names);

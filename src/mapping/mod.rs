@@ -9,6 +9,7 @@ mod clinical;
 pub mod ids;
 mod observation;
 mod patient;
+pub use patient::CRID_SYSTEM;
 mod transplant;
 
 use std::collections::HashMap;

@@ -12,7 +12,9 @@ use super::{ids, resource_type, Mapper};
 use crate::record::model::{ConsentStatus, Vital};
 use crate::terminology::BASE;
 
-const CRID_SYSTEM: &str = "http://terminology.cibmtr.org/identifier/CRID";
+/// The CRID identifier system of the CIBMTR IG's profiles (registry destinations may be
+/// configured with the connection guide's `http://cibmtr.org/identifier/CRID`).
+pub const CRID_SYSTEM: &str = "http://terminology.cibmtr.org/identifier/CRID";
 const V2_0203: &str = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
 impl Mapper<'_> {

@@ -1203,6 +1203,7 @@ impl<R: Read> CsvReader<R> {
                 upn: patient_upn,
                 mrns,
                 crid,
+                name: None,
                 sex: sex.unwrap_or(Sex::Unknown),
                 birth_date: birth.unwrap_or_else(|| RecordDate::parse("1900").expect("valid")),
                 linked_identifiers: Vec::new(),

@@ -67,12 +67,25 @@ pub struct PatientInfo {
     /// Registry research id (CIBMTR CRID), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crid: Option<String>,
+    /// The patient's name, when the centre's registry holds it. Never mapped to FHIR (the
+    /// Patient profile allows no name); used only to register the patient with a registry for
+    /// a CRID, through the registry's PII endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<PersonName>,
     pub sex: Sex,
     /// Birth date; year or year-month in pseudonymised exports.
     pub birth_date: RecordDate,
     /// The same person in another registry or centre (edge case 15): linked, never merged.
     #[serde(default)]
     pub linked_identifiers: Vec<LinkedIdentifier>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PersonName {
+    pub family: String,
+    /// Given names, first one first.
+    pub given: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

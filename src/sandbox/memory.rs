@@ -52,11 +52,13 @@ impl Default for Rules {
     }
 }
 
-/// A search: by identifier, by patient (`subject` or `patient` reference) and by
-/// `_lastUpdated` (`ge`/`gt`, instants compared as the RFC 3339 strings this store writes).
+/// A search: by identifier, by security label, by patient (`subject` or `patient` reference)
+/// and by `_lastUpdated` (`ge`/`gt`, instants compared as the RFC 3339 strings this store writes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
     pub identifier: Option<(String, String)>,
+    /// `_security=system|code`: only resources carrying that security label.
+    pub security: Option<(String, String)>,
     pub patient: Option<String>,
     pub last_updated: Option<(String, String)>,
 }
@@ -78,6 +80,11 @@ impl Query {
                         format!("Patient/{v}")
                     })
                 }
+                "_security" => {
+                    q.security = v
+                        .split_once('|')
+                        .map(|(s, c)| (s.to_string(), c.to_string()))
+                }
                 "_lastUpdated" => {
                     let (op, at) = match v.get(..2) {
                         Some(op @ ("ge" | "gt" | "le" | "lt")) => {
@@ -94,6 +101,15 @@ impl Query {
     }
 
     fn admits(&self, r: &Value) -> bool {
+        if let Some((system, code)) = &self.security {
+            let labelled = r["meta"]["security"].as_array().is_some_and(|l| {
+                l.iter()
+                    .any(|c| c["system"] == system.as_str() && c["code"] == code.as_str())
+            });
+            if !labelled {
+                return false;
+            }
+        }
         if let Some(p) = &self.patient {
             let of = |k: &str| r[k]["reference"].as_str() == Some(p.as_str());
             if !(of("subject")

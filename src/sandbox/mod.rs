@@ -7,6 +7,7 @@
 //! failed" (the transaction is committed, then a 500 is returned).
 
 pub mod memory;
+pub mod registry;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -19,6 +19,7 @@ pub mod negotiate;
 pub mod ops;
 pub mod registry;
 pub mod routes;
+pub mod submissions;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -110,6 +111,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/fhir/$convert").route(web::post().to(fhir_ops::convert)))
         .service(resource("/fhir").route(web::post().to(fhir_ops::batch)))
         .service(resource("/registry/records").route(web::post().to(registry::create)))
+        .service(resource("/registry/submissions").route(web::post().to(submissions::create)))
+        .service(resource("/registry/submissions/{id}").route(web::get().to(submissions::read)))
         .service(resource("/sync/status").route(web::get().to(sync::status)))
         .service(resource("/sync/failed").route(web::get().to(sync::failed)))
         .service(resource("/sync/failed/retry-all").route(web::post().to(sync::retry_all)))
@@ -265,7 +268,7 @@ pub async fn start(
     } else {
         auth::AuthMode::Enforce(Box::new(crate::auth::Auth::from_config(config)?))
     };
-    let names = config.destinations.iter().map(|d| d.name.clone()).collect();
+    let names = config.queued_destinations();
     let store = SqlStore::open(&config.store.url)
         .await?
         .with_destinations(names);

@@ -106,6 +106,18 @@ pub const ROUTES: &[Route] = &[
         summary: "Mapping report and validation outcome.",
     },
     Route {
+        method: "POST",
+        path: "/registry/submissions",
+        need: Some(("RegistrySubmission", C)),
+        summary: "Submit records to a registry destination (or plan it: dryRun); 202 and its Location.",
+    },
+    Route {
+        method: "GET",
+        path: "/registry/submissions/{id}",
+        need: Some(("RegistrySubmission", R)),
+        summary: "A submission, with each record's report once done.",
+    },
+    Route {
         method: "GET",
         path: "/fhir/{type}",
         need: Some(("{type}", S)),

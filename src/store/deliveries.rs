@@ -206,6 +206,49 @@ impl SqlStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A delivery of `record` at `version` to `destination`, leased to `owner` at once: how a
+    /// registry submission sends a record outside the queue and still leaves the row every
+    /// delivery leaves (delivered, or failed with its reason and replayable). `None` while
+    /// another attempt holds a live lease on the same record there.
+    pub async fn submission_delivery(
+        &self,
+        destination: &str,
+        record: &str,
+        version: i64,
+        owner: &str,
+        seconds: i64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        let at = instant(now());
+        let until = instant(now() + chrono::Duration::seconds(seconds));
+        let mut tx = self.writer.begin().await?;
+        let busy = sqlx::query(
+            "SELECT seq FROM outbox WHERE destination = $1 AND record = $2 AND status = 'leased' AND leased_until >= $3",
+        )
+        .bind(destination)
+        .bind(record)
+        .bind(&at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if busy.is_some() {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "INSERT INTO outbox (record, record_version, action, status, attempts, created_at, destination, next_attempt_at, updated_at, lease_owner, leased_until) \
+             VALUES ($1, $2, 'upsert', 'leased', 1, $3, $4, $3, $3, $5, $6) \
+             RETURNING seq, destination, record, record_version, action, attempts",
+        )
+        .bind(record)
+        .bind(version)
+        .bind(&at)
+        .bind(destination)
+        .bind(owner)
+        .bind(&until)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(delivery_of(&row)))
+    }
+
     /// Extends `owner`'s lease on row `seq` by `seconds` from now, for an attempt that runs
     /// longer than one lease. `false` when the lease is no longer `owner`'s (it ran out and
     /// another worker took the row over): the attempt must stop, or two would write at once.

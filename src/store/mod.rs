@@ -13,11 +13,13 @@
 
 pub mod deliveries;
 pub mod prepare;
+pub mod registry;
 pub mod reviews;
 mod sql;
 
 pub use deliveries::{Attempt, Delivery, DestinationStatus, FailedDelivery};
 pub use prepare::{record_key, Prepared, PreparedResource};
+pub use registry::Submission;
 pub use reviews::{NewReview, Review};
 pub use sql::{Backend, SqlStore};
 

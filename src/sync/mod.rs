@@ -5,8 +5,11 @@
 //! Every attempt ends by the retry policy ([`policy`]); every accepted record is either
 //! delivered or sits in a visible state (queued, failed with its reason, skipped with why)
 //! until replayed. Pull ([`pull`]) turns EHR changes into proposed registry updates for review.
+//! Registry destinations take submissions instead ([`registry`], with the CIBMTR workflow's
+//! pure parts in [`cibmtr`]): CRID, de-identified Patient, centre tag, no conditional writes.
 
 pub mod capability;
+pub mod cibmtr;
 pub mod circuit;
 pub mod ledger;
 pub mod matching;
@@ -14,5 +17,7 @@ pub mod order;
 pub mod policy;
 pub mod pull;
 pub mod push;
+pub mod registry;
 pub mod remote;
+pub mod submit;
 pub mod write;

@@ -74,6 +74,9 @@ async fn attempt(
             })
         }
     };
+    if let Some(reg) = &dest.registry {
+        return super::registry::attempt(store, dest, reg, d, &record.record, bundle).await;
+    }
     let support = match dest.support().await {
         Ok(s) => s,
         Err(reply) => return Ok(judge(dest, d, &reply)),
@@ -159,9 +162,7 @@ pub async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
     attempts: prometheus::IntCounterVec,
 ) {
-    // Long enough for a slow attempt (token refresh, request, 401 retry), short enough that a
-    // crashed worker's rows are taken over soon.
-    let lease_secs = (dest.timeout.as_secs() * 2 + 5) as i64;
+    let lease_secs = lease_secs(&dest);
     tracing::info!(destination = %dest.name, "delivery worker started");
     // Up to `concurrency` deliveries in flight, each its own task (so it progresses while this
     // loop waits on the store); a slot that frees is refilled at once, so one slow answer
@@ -241,7 +242,51 @@ async fn hold_lease(store: &SqlStore, owner: &str, lease_secs: i64, d: &Delivery
     }
 }
 
-/// One delivery attempt, recorded.
+/// One attempt at a leased delivery, its lease kept alive while it runs, its outcome
+/// recorded. `None` when there is no outcome to record: the lease was lost (the new holder
+/// carries on) or the store failed (the lease runs out and the row is retried).
+pub(crate) async fn attempt_leased(
+    store: &SqlStore,
+    dest: &Destination,
+    owner: &str,
+    lease_secs: i64,
+    d: &Delivery,
+) -> Option<Attempt> {
+    let outcome = tokio::select! {
+        a = attempt(store, dest, d) => a,
+        _ = hold_lease(store, owner, lease_secs, d) => {
+            // Dropping the attempt stops it between two requests; what it confirmed is in
+            // the ledger, so whoever holds the row now resumes from there.
+            tracing::warn!(destination = %dest.name, record = %d.record, version = d.record_version, "delivery lease lost; attempt stopped");
+            return None;
+        }
+    };
+    let outcome = match outcome {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(destination = %dest.name, error = %e, "the store failed during the attempt; its lease will run out and it will be retried");
+            return None;
+        }
+    };
+    log(dest, d, &outcome);
+    match store.finish_delivery(d, owner, &outcome).await {
+        Ok(true) => Some(outcome),
+        Ok(false) => None,
+        Err(e) => {
+            tracing::error!(destination = %dest.name, error = %e, "recording a delivery failed; its lease will run out and it will be retried");
+            None
+        }
+    }
+}
+
+/// The lease of a delivery: long enough for a slow request (token refresh, request, 401
+/// retry), short enough that a crashed worker's rows are taken over soon; kept alive while
+/// the attempt runs.
+pub(crate) fn lease_secs(dest: &Destination) -> i64 {
+    (dest.timeout.as_secs() * 2 + 5) as i64
+}
+
+/// One delivery attempt by the worker: recorded, counted, and judged by the circuit breaker.
 async fn deliver(
     store: &SqlStore,
     dest: &Destination,
@@ -250,23 +295,9 @@ async fn deliver(
     attempts: &prometheus::IntCounterVec,
     d: Delivery,
 ) {
-    let outcome = tokio::select! {
-        a = attempt(store, dest, &d) => a,
-        _ = hold_lease(store, owner, lease_secs, &d) => {
-            // Dropping the attempt stops it between two requests; what it confirmed is in
-            // the ledger, so whoever holds the row now resumes from there.
-            tracing::warn!(destination = %dest.name, record = %d.record, version = d.record_version, "delivery lease lost; attempt stopped");
-            return;
-        }
+    let Some(outcome) = attempt_leased(store, dest, owner, lease_secs, &d).await else {
+        return;
     };
-    let outcome = match outcome {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(destination = %dest.name, error = %e, "the store failed during the attempt; its lease will run out and it will be retried");
-            return;
-        }
-    };
-    log(dest, &d, &outcome);
     let was = dest.circuit.state(std::time::Instant::now());
     match outcome {
         // Nothing was sent: says nothing about the destination's health.
@@ -285,9 +316,6 @@ async fn deliver(
         Attempt::Skipped { .. } => "skipped",
     };
     attempts.with_label_values(&[&dest.name, label]).inc();
-    if let Err(e) = store.finish_delivery(&d, owner, &outcome).await {
-        tracing::error!(destination = %dest.name, error = %e, "recording a delivery failed; its lease will run out and it will be retried");
-    }
 }
 
 /// One line per attempt: destination, record, version, outcome, HTTP status. No payload.

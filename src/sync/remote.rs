@@ -11,7 +11,19 @@ use reqwest::Method;
 use super::capability::{self, Support};
 use super::policy::{Answer, RetryPolicy};
 use crate::auth::outbound::{SendError, TokenProvider};
-use crate::config::{DestinationConfig, OnWithdrawal, UnmatchedPatient};
+use crate::config::{CridRegistration, DestinationConfig, OnWithdrawal, UnmatchedPatient};
+
+/// A registry destination's submission settings (see [`crate::config::RegistryConfig`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// The API root (`base_url` as configured): the CRID API lives here.
+    pub root: String,
+    /// The centre security tag: system and `rc_<ccn>`.
+    pub security: (String, String),
+    pub ccn: String,
+    pub crid_system: String,
+    pub crid_registration: CridRegistration,
+}
 
 /// A reply from the destination (or the transport error instead of one).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +98,8 @@ pub struct Destination {
     pub unmatched: UnmatchedPatient,
     pub on_withdrawal: OnWithdrawal,
     pub pull_interval: Option<Duration>,
+    /// Set for a registry destination (then `base_url` is its FHIR endpoint).
+    pub registry: Option<Registry>,
 }
 
 impl Destination {
@@ -96,9 +110,29 @@ impl Destination {
             .connect_timeout(timeout)
             .build()
             .map_err(|_| "HTTP client".to_string())?;
+        let root = d.base_url.trim_end_matches('/').to_string();
+        let registry = d.registry.as_ref().map(|r| Registry {
+            root: root.clone(),
+            security: (r.security_system.clone(), format!("rc_{}", r.ccn)),
+            ccn: r.ccn.clone(),
+            crid_system: r.crid_system.clone(),
+            crid_registration: r.crid_registration,
+        });
+        let base_url = match &d.registry {
+            Some(r) if !r.fhir_path.trim_matches('/').is_empty() => {
+                format!("{root}/{}", r.fhir_path.trim_matches('/'))
+            }
+            _ => root,
+        };
+        // A registry takes transactions and no conditional operations (CIBMTR: create,
+        // update, read, search and capabilities only); nothing to detect.
+        let overrides = match &registry {
+            Some(_) => (Some(true), Some(false), Some(false)),
+            None => (d.transactions, d.conditional_update, d.if_match),
+        };
         Ok(Destination {
             name: d.name.clone(),
-            base_url: d.base_url.trim_end_matches('/').to_string(),
+            base_url,
             tokens: d.token_provider(http.clone())?,
             http,
             policy: RetryPolicy {
@@ -112,16 +146,17 @@ impl Destination {
                 d.circuit_failures,
                 Duration::from_secs(d.circuit_open_secs),
             ),
-            max_entries: d.max_entries.max(1),
+            max_entries: d.max_entries(),
             limiter: NonZeroU32::new(d.rate_limit_per_sec)
                 .map(|n| governor::RateLimiter::direct(governor::Quota::per_second(n))),
-            overrides: (d.transactions, d.conditional_update, d.if_match),
+            overrides,
             support: tokio::sync::OnceCell::new(),
             patient_system: d.patient_identifier_system.clone(),
             unmatched: d.unmatched_patient,
             on_withdrawal: d.on_withdrawal,
             pull_interval: (d.pull_interval_secs > 0)
                 .then(|| Duration::from_secs(d.pull_interval_secs)),
+            registry,
         })
     }
 
@@ -167,18 +202,35 @@ impl Destination {
         body: Option<String>,
         headers: &[(&str, &str)],
     ) -> Reply {
+        // The base itself for transactions and batches (`POST <base>`, e.g. CIBMTR's `/r4`).
+        let url = if path.is_empty() {
+            self.base_url.clone()
+        } else {
+            format!("{}/{}", self.base_url, path)
+        };
+        self.request(method, &url, body, "application/fhir+json", headers)
+            .await
+    }
+
+    /// One request to an absolute `url` of this destination (a registry's non-FHIR API:
+    /// `PUT <root>/CRID` takes `application/json`), with its token and rate limit.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<String>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
-        let url = format!("{}/{}", self.base_url, path);
         let build = |http: &reqwest::Client| {
             let mut r = http
-                .request(method.clone(), &url)
-                .header("accept", "application/fhir+json");
+                .request(method.clone(), url)
+                .header("accept", "application/fhir+json, application/json");
             if let Some(b) = &body {
-                r = r
-                    .header("content-type", "application/fhir+json")
-                    .body(b.clone());
+                r = r.header("content-type", content_type).body(b.clone());
             }
             for (k, v) in headers {
                 r = r.header(*k, *v);

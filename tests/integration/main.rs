@@ -7,6 +7,7 @@ mod golden;
 mod helpers;
 mod invalid;
 mod outbound;
+mod registry;
 mod robustness;
 mod server;
 mod snapshots;

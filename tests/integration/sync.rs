@@ -18,6 +18,12 @@ pub(crate) struct Sandbox {
     pub(crate) base: String,
 }
 
+impl Sandbox {
+    pub(crate) fn new(child: Child, base: String) -> Sandbox {
+        Sandbox { child, base }
+    }
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.child.kill();
