@@ -1021,6 +1021,71 @@ alg = "RS384"
     }
 
     #[test]
+    fn registry_destinations_are_checked_as_a_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            r#"
+[[destinations]]
+name = "bad-ccn"
+kind = "registry"
+base_url = "https://registry.example"
+on_withdrawal = "delete"
+conditional_update = true
+[destinations.registry]
+ccn = "1234x"
+[destinations.auth]
+method = "none"
+[[destinations]]
+name = "no-table"
+kind = "registry"
+base_url = "https://registry.example"
+[destinations.auth]
+method = "none"
+[[destinations]]
+name = "ehr-with-table"
+base_url = "https://ehr.example"
+[destinations.registry]
+ccn = "12345"
+[destinations.auth]
+method = "none"
+[[destinations]]
+name = "good"
+kind = "registry"
+base_url = "https://registry.example"
+[destinations.registry]
+ccn = "12345"
+crid_registration = "crid-assignment"
+[destinations.auth]
+method = "none"
+"#,
+        )
+        .unwrap();
+        let errs = Config::load(Some(&f), env(&[])).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 5, "{text:?}");
+        assert!(text[0].contains("bad-ccn.registry.ccn: must be the 5-digit"), "{}", text[0]);
+        assert!(text[1].contains("bad-ccn.on_withdrawal"), "{}", text[1]);
+        assert!(text[2].contains("bad-ccn: a registry takes transactions"), "{}", text[2]);
+        assert!(text[3].contains("no-table: kind = \"registry\" needs"), "{}", text[3]);
+        assert!(text[4].contains("ehr-with-table.registry: only for"), "{}", text[4]);
+
+        // The good one alone loads, with the registry's defaults.
+        let good = std::fs::read_to_string(&f).unwrap();
+        let good = &good[good.find("[[destinations]]\nname = \"good\"").unwrap()..];
+        std::fs::write(&f, good).unwrap();
+        let c = Config::load(Some(&f), env(&[])).unwrap();
+        let d = &c.destinations[0];
+        assert_eq!(d.max_entries(), 50);
+        assert!(!d.queues_every_record());
+        assert!(c.queued_destinations().is_empty());
+        let r = d.registry.as_ref().unwrap();
+        assert_eq!(r.security_system, "http://cibmtr.org/codesystem/transplant-center");
+        assert_eq!(r.crid_registration, CridRegistration::CridAssignment);
+    }
+
+    #[test]
     fn unknown_keys_and_bad_types_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.toml");

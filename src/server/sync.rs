@@ -139,8 +139,12 @@ pub async fn dry_run(
                 continue;
             }
         };
-        let bundle: serde_json::Value =
+        let mut bundle: serde_json::Value =
             serde_json::from_str(&record.bundle).map_err(|_| ApiError::internal())?;
+        // A registry is sent the tagged Bundle without Provenance.
+        if let Some(reg) = &dest.registry {
+            bundle = crate::sync::cibmtr::submission_bundle(bundle, reg);
+        }
         let held = state
             .store
             .ledger(&name, &d.record)
