@@ -1065,11 +1065,27 @@ method = "none"
         let errs = Config::load(Some(&f), env(&[])).unwrap_err();
         let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 5, "{text:?}");
-        assert!(text[0].contains("bad-ccn.registry.ccn: must be the 5-digit"), "{}", text[0]);
+        assert!(
+            text[0].contains("bad-ccn.registry.ccn: must be the 5-digit"),
+            "{}",
+            text[0]
+        );
         assert!(text[1].contains("bad-ccn.on_withdrawal"), "{}", text[1]);
-        assert!(text[2].contains("bad-ccn: a registry takes transactions"), "{}", text[2]);
-        assert!(text[3].contains("no-table: kind = \"registry\" needs"), "{}", text[3]);
-        assert!(text[4].contains("ehr-with-table.registry: only for"), "{}", text[4]);
+        assert!(
+            text[2].contains("bad-ccn: a registry takes transactions"),
+            "{}",
+            text[2]
+        );
+        assert!(
+            text[3].contains("no-table: kind = \"registry\" needs"),
+            "{}",
+            text[3]
+        );
+        assert!(
+            text[4].contains("ehr-with-table.registry: only for"),
+            "{}",
+            text[4]
+        );
 
         // The good one alone loads, with the registry's defaults.
         let good = std::fs::read_to_string(&f).unwrap();
@@ -1081,7 +1097,10 @@ method = "none"
         assert!(!d.queues_every_record());
         assert!(c.queued_destinations().is_empty());
         let r = d.registry.as_ref().unwrap();
-        assert_eq!(r.security_system, "http://cibmtr.org/codesystem/transplant-center");
+        assert_eq!(
+            r.security_system,
+            "http://cibmtr.org/codesystem/transplant-center"
+        );
         assert_eq!(r.crid_registration, CridRegistration::CridAssignment);
     }
 

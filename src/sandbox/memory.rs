@@ -290,6 +290,22 @@ impl MemoryFhir {
         Ok((stored, created))
     }
 
+    /// Current resources per type, their total, and every version written: what the sandboxes'
+    /// `/_sandbox/stats` report.
+    pub fn counts(&self) -> Value {
+        let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+        for r in self.all() {
+            *by_type
+                .entry(r["resourceType"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        json!({
+            "resources_total": by_type.values().sum::<usize>(),
+            "resources": by_type,
+            "versions_written": self.versions_written(),
+        })
+    }
+
     /// How many versions were written in all (duplicates show up here and in `all`).
     pub fn versions_written(&self) -> usize {
         self.resources.values().map(Vec::len).sum()

@@ -537,20 +537,14 @@ async fn search(
 }
 
 async fn stats(state: web::Data<State>) -> HttpResponse {
-    let data = state.data.lock().unwrap_or_else(|p| p.into_inner());
-    let mut by_type: HashMap<String, usize> = HashMap::new();
-    for r in data.all() {
-        *by_type
-            .entry(r["resourceType"].as_str().unwrap_or("").to_string())
-            .or_default() += 1;
-    }
-    HttpResponse::Ok().json(json!({
-        "requests": state.requests.load(Ordering::Relaxed),
-        "faults": *state.injected.lock().unwrap_or_else(|p| p.into_inner()),
-        "resources": by_type,
-        "resources_total": data.all().count(),
-        "versions_written": data.versions_written(),
-    }))
+    let mut out = state
+        .data
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .counts();
+    out["requests"] = json!(state.requests.load(Ordering::Relaxed));
+    out["faults"] = json!(*state.injected.lock().unwrap_or_else(|p| p.into_inner()));
+    HttpResponse::Ok().json(out)
 }
 
 /// Everything stored, current versions (for tests and for users checking what arrived).

@@ -13,7 +13,7 @@ use crate::config::OnWithdrawal;
 use crate::store::{Attempt, Delivery, SqlStore, StoreError};
 
 /// Judges a reply by the destination's retry policy.
-fn judge(dest: &Destination, d: &Delivery, reply: &Reply) -> Attempt {
+pub(crate) fn judge(dest: &Destination, d: &Delivery, reply: &Reply) -> Attempt {
     let unit: f64 = rand::thread_rng().gen();
     decide(
         &dest.policy,

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 use super::cibmtr::{self, EntryResult};
 use super::ledger::{self, Held, Key, Plan};
-use super::policy::decide;
+use super::push::judge;
 use super::remote::{Destination, Registry, Reply};
 use crate::config::CridRegistration;
 use crate::store::{Attempt, Delivery, SqlStore, StoreError};
@@ -73,17 +73,6 @@ impl Report {
     pub fn count(&self, result: &str) -> usize {
         self.resources.iter().filter(|l| l.result == result).count()
     }
-}
-
-fn judge(dest: &Destination, d: &Delivery, reply: &Reply) -> Attempt {
-    let unit: f64 = rand::Rng::gen(&mut rand::thread_rng());
-    decide(
-        &dest.policy,
-        d.attempts,
-        &reply.answer,
-        chrono::Utc::now(),
-        unit,
-    )
 }
 
 fn failed(reason: &'static str, error: String) -> Attempt {
