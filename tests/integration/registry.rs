@@ -179,9 +179,13 @@ fn record_of<'a>(report: &'a Value, id: &str) -> &'a Value {
         .unwrap()
 }
 
-/// Everything at the registry carries the centre tag; Patients hold only tag, text and CRID.
+/// Everything at the registry is valid R4 (and valid against the Engraft profile it declares),
+/// carries the centre tag, and Patients hold only tag, text and CRID.
 fn assert_registry_shape(held: &[Value]) {
+    let validator = engraft::validation::Validator::bundled();
     for r in held {
+        let issues = validator.validate(r, None);
+        assert!(issues.is_empty(), "{issues:?}\n{r}");
         let tags = r["meta"]["security"].as_array().expect("a security label");
         assert!(
             tags.iter()
