@@ -5,6 +5,7 @@ mod cli;
 mod edge_cases;
 mod golden;
 mod helpers;
+mod hostile;
 mod invalid;
 mod outbound;
 mod registry;
