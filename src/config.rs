@@ -382,10 +382,7 @@ impl DestinationConfig {
 
     fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let insecure = |u: &str| {
-            !(u.starts_with("https://")
-                || (u.starts_with("http://") && crate::auth::jwks::is_loopback_url(u)))
-        };
+        let insecure = |u: &str| !crate::auth::jwks::is_secure_url(u);
         if insecure(&self.base_url) {
             out.push(format!(
                 "destinations.{}.base_url: must be https (plain http only to a loopback address)",

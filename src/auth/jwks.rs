@@ -46,6 +46,12 @@ impl JwksSource {
     }
 }
 
+/// Whether Engraft may send credentials or PHI to `u`: https, or plain http to a loopback
+/// address only (a sandbox on the same machine).
+pub fn is_secure_url(u: &str) -> bool {
+    u.starts_with("https://") || (u.starts_with("http://") && is_loopback_url(u))
+}
+
 pub(crate) fn is_loopback_url(u: &str) -> bool {
     let rest = u.split_once("://").map(|(_, r)| r).unwrap_or(u);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -304,6 +310,11 @@ mod tests {
 
     #[test]
     fn loopback_urls_are_told_apart() {
+        assert!(is_secure_url("https://idp.example/token"));
+        assert!(is_secure_url("http://127.0.0.1:8/token"));
+        assert!(!is_secure_url("http://idp.example/token"));
+        assert!(!is_secure_url("ftp://idp.example/token"));
+        assert!(!is_secure_url("//idp.example/token"));
         assert!(is_loopback_url("http://127.0.0.1:9/jwks"));
         assert!(is_loopback_url("http://localhost/jwks"));
         assert!(is_loopback_url("http://[::1]:80/jwks"));

@@ -306,10 +306,17 @@ async fn discover(http: &reqwest::Client, fhir_base: &str) -> Result<String, Out
         .json()
         .await
         .map_err(|_| OutboundError::Discovery("the answer is not JSON".into()))?;
-    v["token_endpoint"]
+    let endpoint = v["token_endpoint"]
         .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| OutboundError::Discovery("no token_endpoint".into()))
+        .ok_or_else(|| OutboundError::Discovery("no token_endpoint".into()))?;
+    // The client assertion goes there: never in the clear, wherever discovery points.
+    if !crate::auth::jwks::is_secure_url(endpoint) {
+        return Err(OutboundError::Discovery(
+            "the discovered token_endpoint is not https (plain http only to a loopback address)"
+                .into(),
+        ));
+    }
+    Ok(endpoint.to_string())
 }
 
 /// Why an authorised request failed.

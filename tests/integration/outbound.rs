@@ -432,6 +432,31 @@ async fn an_unreachable_or_odd_token_endpoint_is_a_clear_error() {
         60,
     );
     assert!(matches!(p.token().await, Err(OutboundError::Discovery(_))));
+
+    // Discovery pointing the client's credentials at plain http elsewhere is refused before
+    // anything is sent there.
+    let lure = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"token_endpoint": "http://attacker.example/token"})),
+        )
+        .mount(&lure)
+        .await;
+    let p = provider(
+        TokenUrl::Discover {
+            fhir_base: format!("{}/fhir", lure.uri()),
+        },
+        Grant::ClientSecretBasic {
+            client_id: "x".into(),
+            secret: Secret::new("y"),
+        },
+        60,
+    );
+    match p.token().await {
+        Err(OutboundError::Discovery(why)) => assert!(why.contains("not https"), "{why}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 /// `engraft token --destination`: a destination's grant from the configuration, secrets from
