@@ -94,6 +94,10 @@ pub struct DestinationConfig {
     /// Pull every this many seconds (0: only `engraft sync pull`).
     #[serde(default)]
     pub pull_interval_secs: u64,
+    /// A PEM file of CA certificates trusted for this destination (and its token endpoint)
+    /// besides the built-in Mozilla roots: for servers behind a private CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
 }
 
 /// When no Patient at the destination has the record's MRN.
@@ -266,6 +270,33 @@ fn default_margin() -> u64 {
 }
 
 impl DestinationConfig {
+    /// The extra CA certificates of `ca_bundle`, read and parsed (none without it).
+    pub fn ca_certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
+        let Some(path) = &self.ca_bundle else {
+            return Ok(Vec::new());
+        };
+        let key = format!("destinations.{}.ca_bundle", self.name);
+        let pem = std::fs::read(path).map_err(|e| format!("{key}: cannot read {path}: {e}"))?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if !certs.is_empty() => Ok(certs),
+            _ => Err(format!("{key}: {path} holds no PEM certificate")),
+        }
+    }
+
+    /// The HTTP client for this destination and its token endpoint: `timeout` per request,
+    /// the built-in roots plus `ca_bundle`.
+    pub fn http_client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout);
+        for cert in self.ca_certificates()? {
+            builder = builder.add_root_certificate(cert);
+        }
+        builder
+            .build()
+            .map_err(|e| format!("destinations.{}: HTTP client: {e}", self.name))
+    }
+
     /// Largest transaction Bundle: as configured, else 500 (50 for a registry).
     pub fn max_entries(&self) -> usize {
         self.max_entries
@@ -399,6 +430,9 @@ impl DestinationConfig {
             out.push(format!("destinations.{}.auth.token_url: must be https (plain http only to a loopback address)", self.name));
         }
         if let Err(e) = self.token_provider(reqwest::Client::new()) {
+            out.push(e);
+        }
+        if let Err(e) = self.ca_certificates() {
             out.push(e);
         }
         if self.concurrency == 0 || self.concurrency > 64 {
@@ -1015,6 +1049,50 @@ alg = "RS384"
             "{}",
             text[2]
         );
+    }
+
+    #[test]
+    fn a_ca_bundle_must_hold_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls/test-ca.pem");
+        let f = dir.path().join("c.toml");
+        let dest = |name: &str, bundle: &Path| {
+            format!(
+                "[[destinations]]\nname = \"{name}\"\nbase_url = \"https://ehr.example\"\nca_bundle = {:?}\n[destinations.auth]\nmethod = \"none\"\n",
+                bundle.display().to_string()
+            )
+        };
+        std::fs::write(
+            &f,
+            [
+                dest("missing", &dir.path().join("nope.pem")),
+                dest("garbage", &garbage),
+                dest("good", &ca),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let errs = Config::load(Some(&f), env(&[])).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains("missing.ca_bundle: cannot read"),
+            "{}",
+            text[0]
+        );
+        assert!(
+            text[1].contains("garbage.ca_bundle:") && text[1].contains("no PEM"),
+            "{}",
+            text[1]
+        );
+        std::fs::write(&f, dest("good", &ca)).unwrap();
+        let c = Config::load(Some(&f), env(&[])).unwrap();
+        assert_eq!(c.destinations[0].ca_certificates().unwrap().len(), 1);
+        assert!(c.destinations[0]
+            .http_client(std::time::Duration::from_secs(1))
+            .is_ok());
     }
 
     #[test]

@@ -77,7 +77,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         let Some(d) = config.destinations.iter().find(|d| &d.name == name) else {
             return usage(&format!("no destination named {name} in the configuration"));
         };
-        return match d.token_provider(http()?) {
+        let client = match d.http_client(Duration::from_secs(30)) {
+            Ok(c) => c,
+            Err(e) => return usage(&e),
+        };
+        return match d.token_provider(client) {
             Ok(Some(p)) => fetch(&p),
             Ok(None) => usage(&format!(
                 "destination {name} uses no token (auth method none)"

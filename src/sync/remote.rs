@@ -105,11 +105,7 @@ pub struct Destination {
 impl Destination {
     pub fn from_config(d: &DestinationConfig) -> Result<Destination, String> {
         let timeout = Duration::from_secs(d.timeout_secs);
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .build()
-            .map_err(|_| "HTTP client".to_string())?;
+        let http = d.http_client(timeout)?;
         let root = d.base_url.trim_end_matches('/').to_string();
         let registry = d.registry.as_ref().map(|r| Registry {
             root: root.clone(),
