@@ -2,6 +2,7 @@
 
 mod auth;
 mod cli;
+mod crash;
 mod edge_cases;
 mod golden;
 mod helpers;
