@@ -188,7 +188,8 @@ async fn submit(
         Err(reply) => return Ok(judge(dest, d, &reply)),
     };
     let mut plan = ledger::plan(bundle, &held, support);
-    report.unchanged = plan.unchanged;
+    // The registry's own Patient counts as unchanged in the plan; it is not ours to count.
+    report.unchanged = plan.unchanged.saturating_sub(1);
     report.not_deleted = plan
         .deletes
         .iter()
