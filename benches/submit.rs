@@ -6,55 +6,16 @@
 //! is submitted again: nothing may be sent. Run with `cargo bench --bench submit`
 //! (RECORDS=500 by default).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use engraft::config::DestinationConfig;
-use engraft::convert::{Converter, Outcome};
-use engraft::record::model::PersonName;
-use engraft::store::{prepare, Prepared, SqlStore};
+use engraft::store::{Prepared, SqlStore};
 use engraft::sync::remote::Destination;
 use engraft::sync::submit;
-
-/// User + system CPU time of this process.
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
-/// A generated record with the demographics CRID registration needs.
-fn prepared(i: u64) -> Prepared {
-    let mut record = engraft::fixtures::generate(7, i);
-    record.patient.name = Some(PersonName {
-        family: format!("Family{i}"),
-        given: vec![format!("Given{i}")],
-    });
-    let record_json = serde_json::to_string(&record).unwrap();
-    let (registry, record_id) = (record.registry.clone(), record.record_id.clone());
-    let Outcome::Converted(c) =
-        Converter::default().convert_located(record, "2026-01-01T00:00:00Z", |_| {})
-    else {
-        panic!("generated records convert")
-    };
-    let bundle: serde_json::Value = serde_json::from_slice(&c.bundle).unwrap();
-    Prepared {
-        id: engraft::store::record_key(&registry, &record_id),
-        registry,
-        record_id,
-        record: record_json,
-        resources: prepare::resources(&bundle).unwrap(),
-        bundle: String::from_utf8(c.bundle).unwrap(),
-        report: "{}".into(),
-    }
-}
 
 fn main() {
     // `cargo test --all-targets` runs benches without `--bench`: then a short smoke run.
@@ -103,7 +64,7 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let store = SqlStore::open(&url).await.unwrap();
-        let all: Vec<Prepared> = (0..records).map(prepared).collect();
+        let all: Vec<Prepared> = (0..records).map(|i| common::prepared(7, i, true)).collect();
         for chunk in all.chunks(50) {
             store.create_many(chunk, "bench").await.unwrap();
         }
@@ -121,9 +82,9 @@ auth = {{ method = "password", client_id = "bench", token_url = "{base}/oauth2/v
         .unwrap();
         let dest = Destination::from_config(&config).unwrap();
         for round in ["first submission", "resubmission"] {
-            let (cpu0, t0) = (cpu(), Instant::now());
+            let (cpu0, t0) = (common::cpu(), Instant::now());
             let results = submit::submit(&store, &dest, &ids, false, "bench").await;
-            let (elapsed, spent) = (t0.elapsed(), cpu() - cpu0);
+            let (elapsed, spent) = (t0.elapsed(), common::cpu() - cpu0);
             let summary = submit::summary("cibmtr", false, &results);
             let accepted = summary["accepted"].as_u64().unwrap();
             let per = if accepted > 0 {

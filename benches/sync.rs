@@ -5,50 +5,17 @@
 //! delivered. Then the same with 20% injected faults (lost answers included), checking every
 //! resource arrived once. Run with `cargo bench --bench sync` (RECORDS=1000 by default; defaults of a destination: concurrency 4, backoff from 500 ms).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use engraft::config::DestinationConfig;
-use engraft::convert::{Converter, Outcome};
-use engraft::store::{prepare, Prepared, SqlStore};
+use engraft::store::{Prepared, SqlStore};
 use engraft::sync::push::run;
 use engraft::sync::remote::Destination;
-
-/// User + system CPU time of this process.
-fn cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
-}
-
-fn prepared(i: u64) -> Prepared {
-    let record = engraft::fixtures::generate(5, i);
-    let record_json = serde_json::to_string(&record).unwrap();
-    let (registry, record_id) = (record.registry.clone(), record.record_id.clone());
-    let converter = Converter::default();
-    let Outcome::Converted(c) = converter.convert_located(record, "2026-01-01T00:00:00Z", |_| {})
-    else {
-        panic!("generated records convert")
-    };
-    let bundle: serde_json::Value = serde_json::from_slice(&c.bundle).unwrap();
-    Prepared {
-        id: engraft::store::record_key(&registry, &record_id),
-        registry,
-        record_id,
-        record: record_json,
-        resources: prepare::resources(&bundle).unwrap(),
-        bundle: String::from_utf8(c.bundle).unwrap(),
-        report: "{}".into(),
-    }
-}
 
 fn main() {
     // `cargo test --all-targets` runs benches without `--bench`: then a short smoke run.
@@ -99,7 +66,7 @@ fn drain(records: u64, fault_rate: &str) -> Duration {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("bench.db").display());
         let store = SqlStore::open(&url).await.unwrap().with_destinations(vec!["sandbox".into()]);
-        let all: Vec<Prepared> = (0..records).map(prepared).collect();
+        let all: Vec<Prepared> = (0..records).map(|i| common::prepared(5, i, false)).collect();
         let resources: usize = all.iter().map(|p| p.resources.len()).sum();
         for chunk in all.chunks(50) {
             store.create_many(chunk, "bench").await.unwrap();
@@ -115,7 +82,7 @@ fn drain(records: u64, fault_rate: &str) -> Duration {
         )
         .unwrap();
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let (cpu0, t0) = (cpu(), Instant::now());
+        let (cpu0, t0) = (common::cpu(), Instant::now());
         tokio::spawn(run(store.clone(), dest, "bench".into(), stop_rx, attempts.clone()));
         loop {
             let s = &store.sync_status().await.unwrap()[0];
@@ -125,7 +92,7 @@ fn drain(records: u64, fault_rate: &str) -> Duration {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (elapsed, spent) = (t0.elapsed(), cpu() - cpu0);
+        let (elapsed, spent) = (t0.elapsed(), common::cpu() - cpu0);
         println!(
             "sync push: {records} records, {resources} resources, fault rate {fault_rate}: drained in {:.2} s = {:.0} resources/s ({:.0} records/s); gateway CPU {:.0} µs per resource; attempts retried: {}",
             elapsed.as_secs_f64(),
