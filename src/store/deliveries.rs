@@ -361,6 +361,28 @@ impl SqlStore {
         Ok(q.execute(&self.writer).await?.rows_affected())
     }
 
+    /// Earlier failed deliveries of `record` to `destination` (before row `seq`), once a later
+    /// one has delivered it: `skipped`, so `/sync/failed` lists only what still needs someone.
+    pub async fn supersede_failed(
+        &self,
+        destination: &str,
+        record: &str,
+        seq: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'skipped', last_error = $1, updated_at = $2 \
+             WHERE destination = $3 AND record = $4 AND status = 'failed' AND seq < $5",
+        )
+        .bind(format!("superseded: delivery {seq} delivered the record"))
+        .bind(instant(now()))
+        .bind(destination)
+        .bind(record)
+        .bind(seq)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// What `destination` holds of `record`'s resources, by (type, local id).
     pub async fn ledger(
         &self,

@@ -125,6 +125,12 @@ async fn one(
         });
     };
     let outcome = super::push::attempt_leased(store, dest, owner, lease, &d).await;
+    if matches!(
+        outcome,
+        Some(Attempt::Delivered { .. } | Attempt::Skipped { .. })
+    ) {
+        store.supersede_failed(&dest.name, id, d.seq).await?;
+    }
     let report = store.report(&dest.name, id).await?;
     let (name, error) = match outcome {
         Some(Attempt::Delivered { .. }) => ("delivered", None),

@@ -592,3 +592,28 @@ async fn the_cli_plans_then_submits_and_reports() {
     let unknown = run(&["--record", "ENG-NOPE"]);
     assert_eq!(unknown.status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn a_later_submission_that_delivers_clears_the_earlier_failure() {
+    let reg = registry(&["--reject-code", "edss"]);
+    let s = Server::start_with(&reg.destination(10), &[], &[]);
+    let id = post_record(&s, &fixture_record("ms-rrms-auto-beam-atg")).await;
+    let first = submit(&s, json!({"destination": "cibmtr", "records": [id]})).await;
+    assert_eq!(record_of(&first, &id)["outcome"], "failed", "{first:#}");
+    let failed = get_json(&authed_client(), &s.url("/sync/failed")).await;
+    assert_eq!(failed["failed"].as_array().unwrap().len(), 1, "{failed:#}");
+
+    reg.control("reject", json!({"codes": []})).await;
+    let second = submit(&s, json!({"destination": "cibmtr", "records": [id]})).await;
+    let r = record_of(&second, &id);
+    assert_eq!(r["outcome"], "delivered", "{second:#}");
+    assert_eq!(
+        r["accepted"], 7,
+        "only the rejected EDSS observations are sent"
+    );
+    let failed = get_json(&authed_client(), &s.url("/sync/failed")).await;
+    assert!(
+        failed["failed"].as_array().unwrap().is_empty(),
+        "{failed:#}"
+    );
+}
