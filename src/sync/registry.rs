@@ -69,12 +69,6 @@ pub struct Report {
     pub error: Option<String>,
 }
 
-impl Report {
-    pub fn count(&self, result: &str) -> usize {
-        self.resources.iter().filter(|l| l.result == result).count()
-    }
-}
-
 fn failed(reason: &'static str, error: String) -> Attempt {
     Attempt::Failed {
         reason,
