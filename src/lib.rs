@@ -14,6 +14,7 @@ pub mod fhir;
 pub mod fixtures;
 pub mod json;
 pub mod mapping;
+pub mod net;
 pub mod profiles;
 pub mod record;
 pub mod sandbox;

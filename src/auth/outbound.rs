@@ -233,7 +233,7 @@ impl TokenProvider {
             .form(&form)
             .send()
             .await
-            .map_err(|e| OutboundError::Unreachable(describe(&e)))?;
+            .map_err(|e| OutboundError::Unreachable(crate::net::transport_error(&e)))?;
         let status = res.status();
         if !status.is_success() {
             let err: Option<ErrorAnswer> = res.json().await.ok();
@@ -274,17 +274,6 @@ fn form_encode(s: &str) -> String {
     out
 }
 
-/// A transport error without its URL's query or anything from the request body.
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "request failed".into()
-    }
-}
-
 async fn discover(http: &reqwest::Client, fhir_base: &str) -> Result<String, OutboundError> {
     let url = format!(
         "{}/.well-known/smart-configuration",
@@ -295,7 +284,7 @@ async fn discover(http: &reqwest::Client, fhir_base: &str) -> Result<String, Out
         .header("Accept", "application/json")
         .send()
         .await
-        .map_err(|e| OutboundError::Discovery(describe(&e)))?;
+        .map_err(|e| OutboundError::Discovery(crate::net::transport_error(&e)))?;
     if !res.status().is_success() {
         return Err(OutboundError::Discovery(format!(
             "HTTP {}",
@@ -324,7 +313,7 @@ async fn discover(http: &reqwest::Client, fhir_base: &str) -> Result<String, Out
 pub enum SendError {
     #[error("{0}")]
     Token(OutboundError),
-    #[error("the request failed: {}", describe(.0))]
+    #[error("the request failed: {}", crate::net::transport_error(.0))]
     Http(reqwest::Error),
 }
 

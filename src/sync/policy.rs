@@ -23,7 +23,8 @@ pub enum Answer {
         body: String,
     },
     Timeout,
-    Network,
+    /// The connection failed, or the body was cut off: what happened, in words.
+    Network(String),
     /// No token could be had (the token endpoint refused or was unreachable).
     Token(String),
 }
@@ -93,14 +94,7 @@ pub fn decide(
             )
         }
         Answer::Timeout => ("timeout", None, "timed out".to_string(), true, None, None),
-        Answer::Network => (
-            "network",
-            None,
-            "connection failed".to_string(),
-            true,
-            None,
-            None,
-        ),
+        Answer::Network(what) => ("network", None, what.clone(), true, None, None),
         Answer::Token(e) => ("auth", None, e.clone(), true, None, None),
     };
     if !retryable || attempt >= policy.max_attempts {
@@ -186,7 +180,13 @@ mod tests {
             }
         ));
         assert!(matches!(
-            decide(&P, 4, &Answer::Network, now, 0.5),
+            decide(
+                &P,
+                4,
+                &Answer::Network("connection refused".into()),
+                now,
+                0.5
+            ),
             Attempt::Retry {
                 reason: "network",
                 ..

@@ -241,7 +241,9 @@ impl Destination {
             Ok(r) => r,
             Err(SendError::Token(e)) => return Reply::failed(Answer::Token(e.to_string())),
             Err(SendError::Http(e)) if e.is_timeout() => return Reply::failed(Answer::Timeout),
-            Err(SendError::Http(_)) => return Reply::failed(Answer::Network),
+            Err(SendError::Http(e)) => {
+                return Reply::failed(Answer::Network(crate::net::transport_error(&e)))
+            }
         };
         let status = r.status().as_u16();
         let header = |n: &str| {
@@ -264,7 +266,7 @@ impl Destination {
                 etag,
             },
             Err(e) if e.is_timeout() => Reply::failed(Answer::Timeout),
-            Err(_) => Reply::failed(Answer::Network),
+            Err(e) => Reply::failed(Answer::Network(crate::net::transport_error(&e))),
         }
     }
 

@@ -2,8 +2,9 @@
 //! records are being accepted and synced, restarted each time on the same store. Afterwards:
 //! every acknowledged record is there exactly once and whole (its versions, resources and
 //! deliveries), every delivery is still queued or delivered (and the queue drains with every
-//! resource at the EHR exactly once), and the database passes its integrity check. On SQLite
-//! and on PostgreSQL.
+//! resource at the EHR exactly once), and the database passes its integrity check. The same
+//! while records are submitted to a registry (`submit = "auto"`): one registry Patient and one
+//! CRID per record, nothing held twice. On SQLite and on PostgreSQL.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -11,7 +12,7 @@ use std::time::Duration;
 
 use rand::{Rng as _, SeedableRng as _};
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::{Connection as _, Row as _};
 
 use crate::server::{authed_client, Server};
@@ -21,12 +22,15 @@ use crate::sync::{assert_sandbox_holds_exactly, destination, drained, sandbox};
 const KILLS: usize = 20;
 
 /// Posts generated records one after another until the server stops answering; the ids of
-/// those acknowledged with 201.
-async fn ingest(base: String, seed: u64, from: u64) -> Vec<String> {
+/// those acknowledged with 201. `named`: with the demographics CRID registration needs.
+async fn ingest(base: String, seed: u64, from: u64, named: bool) -> Vec<String> {
     let client = authed_client();
     let mut acked = Vec::new();
     for i in from.. {
-        let record = serde_json::to_value(engraft::fixtures::generate(seed, i)).unwrap();
+        let mut record = serde_json::to_value(engraft::fixtures::generate(seed, i)).unwrap();
+        if named {
+            record = crate::registry::with_demographics(record, i as usize);
+        }
         let res = client
             .post(format!("{base}/registry/records"))
             .header("content-type", "application/json")
@@ -104,18 +108,17 @@ async fn wholeness(url: &str) -> Vec<(String, i64, i64, i64, i64, i64)> {
     rows
 }
 
-async fn twenty_kills(url: &str, seed: u64) {
-    let ehr = sandbox(
-        &["--latency-ms", "20", "--fault-rate", "0.1", "--seed", "3"],
-        None,
-    );
-    let config = destination(&ehr.base).replace("timeout_secs = 5", "timeout_secs = 2");
+/// Twenty rounds of: start `engraft serve` with `config` on the store at `url`, post records,
+/// kill -9 it at a seeded random point. Then checks that every acknowledged record is there,
+/// whole (one version, its history row, its resources, one delivery, one audit row), and
+/// returns the stored record ids.
+async fn twenty_kills(url: &str, config: &str, seed: u64, named: bool) -> Vec<String> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut acked: Vec<String> = Vec::new();
     let mut next = 0u64;
     for _ in 0..KILLS {
-        let s = Server::start_on_with(url, &config);
-        let posting = tokio::spawn(ingest(s.base.clone(), seed, next));
+        let s = Server::start_on_with(url, config);
+        let posting = tokio::spawn(ingest(s.base.clone(), seed, next, named));
         // Anywhere from the first request to well into the sync.
         tokio::time::sleep(Duration::from_millis(rng.gen_range(100..1000))).await;
         let _ = Command::new("kill")
@@ -152,30 +155,82 @@ async fn twenty_kills(url: &str, seed: u64) {
         );
         assert!(*resources > 10, "record {id} has {resources} resources");
     }
-
-    // Every delivery is still queued or delivered: a final run drains them all, each
-    // resource at the EHR exactly once.
-    let s = Server::start_on_with(url, &config);
-    let status = drained(&s, Duration::from_secs(180)).await;
-    // A worker killed after its writes were confirmed but before it recorded the outcome
-    // leaves a delivery that finds nothing left to send: `skipped`, never sent twice.
-    let done = status["delivered"].as_u64().unwrap() + status["skipped"].as_u64().unwrap();
-    assert_eq!(done, rows.len() as u64, "{status}");
-    assert_eq!(status["failed"], 0, "{status}");
-    let all: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    assert_sandbox_holds_exactly(&s, &ehr, &all).await;
     println!(
-        "{KILLS} kills: {} records acknowledged, {} stored, all whole and delivered once",
+        "{KILLS} kills: {} records acknowledged, {} stored, all whole",
         acked.len(),
         rows.len()
     );
+    rows.into_iter().map(|r| r.0).collect()
+}
+
+/// Every delivery is still queued or delivered: a final run drains them all. A worker killed
+/// after its writes were confirmed but before it recorded the outcome leaves a delivery that
+/// finds nothing left to send: `skipped`, never sent twice.
+async fn drains_all(s: &Server, records: usize) {
+    let status = drained(s, Duration::from_secs(180)).await;
+    let done = status["delivered"].as_u64().unwrap() + status["skipped"].as_u64().unwrap();
+    assert_eq!(done, records as u64, "{status}");
+    assert_eq!(status["failed"], 0, "{status}");
+}
+
+/// Ingest and EHR sync through 10% injected faults, killed twenty times; then the EHR holds
+/// every resource exactly once.
+async fn kills_during_ehr_sync(url: &str, seed: u64) {
+    let ehr = sandbox(
+        &["--latency-ms", "20", "--fault-rate", "0.1", "--seed", "3"],
+        None,
+    );
+    let config = destination(&ehr.base).replace("timeout_secs = 5", "timeout_secs = 2");
+    let records = twenty_kills(url, &config, seed, false).await;
+    let s = Server::start_on_with(url, &config);
+    drains_all(&s, records.len()).await;
+    assert_sandbox_holds_exactly(&s, &ehr, &records).await;
+}
+
+/// Ingest and automatic registry submission (CRID registration, a registry Patient, 50-entry
+/// transactions), killed twenty times; then the registry holds one Patient per record with a
+/// distinct CRID, no resource twice, and a resubmission of everything sends nothing.
+async fn kills_during_registry_submission(url: &str, seed: u64) {
+    let reg = crate::registry::registry(&["--latency-ms", "20"]);
+    let config = reg.destination(2).replace(
+        "[destinations.registry]\n",
+        "[destinations.registry]\nsubmit = \"auto\"\n",
+    );
+    let records = twenty_kills(url, &config, seed, true).await;
+    let s = Server::start_on_with(url, &config);
+    drains_all(&s, records.len()).await;
+
+    let held = reg.held().await;
+    crate::registry::assert_registry_shape(&held);
+    let mut seen = BTreeSet::new();
+    for r in &held {
+        let ident = &r["identifier"][0];
+        let key = format!(
+            "{}|{}|{}",
+            r["resourceType"].as_str().unwrap(),
+            ident["system"].as_str().unwrap_or_default(),
+            ident["value"].as_str().unwrap_or_default()
+        );
+        assert!(seen.insert(key.clone()), "held twice: {key}");
+    }
+    let patients = held
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .count();
+    assert_eq!(patients, records.len(), "one registry Patient per record");
+    assert_eq!(reg.stats().await["crids"], records.len());
+
+    let again = crate::registry::submit(&s, json!({"destination": "cibmtr", "all": true})).await;
+    assert_eq!(again["totals"]["unchanged"], records.len(), "{again:#}");
+    assert_eq!(again["sent"], 0, "{again:#}");
+    assert_eq!(reg.held().await.len(), held.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_kill_9s_during_ingest_and_sync_lose_and_duplicate_nothing_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
-    twenty_kills(&url, 41).await;
+    kills_during_ehr_sync(&url, 41).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +239,23 @@ async fn twenty_kill_9s_during_ingest_and_sync_lose_and_duplicate_nothing_on_pos
         return;
     };
     let url = db.url();
-    twenty_kills(&url, 43).await;
+    kills_during_ehr_sync(&url, 43).await;
+    drop::<Backend>(db);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kill_9s_during_registry_submission_lose_and_duplicate_nothing_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
+    kills_during_registry_submission(&url, 47).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_kill_9s_during_registry_submission_lose_and_duplicate_nothing_on_postgres() {
+    let Some(db) = crate::store_api::postgres("twenty_kill_9s_registry_on_postgres").await else {
+        return;
+    };
+    let url = db.url();
+    kills_during_registry_submission(&url, 53).await;
     drop::<Backend>(db);
 }

@@ -16,4 +16,5 @@ mod snapshots;
 mod store_api;
 mod sync;
 mod sync_ehr;
+mod tls;
 mod validation;

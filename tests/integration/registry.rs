@@ -16,12 +16,12 @@ use crate::sync::post_record;
 const TAG_SYSTEM: &str = "http://cibmtr.org/codesystem/transplant-center";
 
 /// The registry sandbox (password grant required) and the secret files Engraft reads.
-struct Registry {
+pub(crate) struct Registry {
     sandbox: crate::sync::Sandbox,
     secrets: tempfile::TempDir,
 }
 
-fn registry(args: &[&str]) -> Registry {
+pub(crate) fn registry(args: &[&str]) -> Registry {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_engraft"));
     cmd.args(["sandbox-ehr", "--registry", "--port", "0"])
         .args(["--basic-client", "engraft-test:client-secret-1"])
@@ -46,7 +46,7 @@ impl Registry {
     }
 
     /// The `[[destinations]]` entry for this registry; `timeout_secs` as given.
-    fn destination(&self, timeout_secs: u64) -> String {
+    pub(crate) fn destination(&self, timeout_secs: u64) -> String {
         let (base, dir) = (self.base(), self.secrets.path());
         format!(
             r#"[[destinations]]
@@ -74,7 +74,7 @@ password = {{ file = {password:?} }}
         )
     }
 
-    async fn stats(&self) -> Value {
+    pub(crate) async fn stats(&self) -> Value {
         get_json(
             &reqwest::Client::new(),
             &format!("{}/_sandbox/stats", self.base()),
@@ -82,7 +82,7 @@ password = {{ file = {password:?} }}
         .await
     }
 
-    async fn held(&self) -> Vec<Value> {
+    pub(crate) async fn held(&self) -> Vec<Value> {
         serde_json::from_value(
             get_json(
                 &reqwest::Client::new(),
@@ -106,7 +106,7 @@ password = {{ file = {password:?} }}
 
 /// A fixture record with what CRID registration needs: a name and a full birth date
 /// (pseudonymised exports often hold only the year and month).
-fn with_demographics(mut r: Value, n: usize) -> Value {
+pub(crate) fn with_demographics(mut r: Value, n: usize) -> Value {
     r["patient"]["name"] = json!({"family": format!("Family{n}"), "given": [format!("Given{n}")]});
     let born = r["patient"]["birthDate"]
         .as_str()
@@ -150,7 +150,7 @@ fn fixture_records() -> Vec<Value> {
 }
 
 /// Submits through the API and waits for the report.
-async fn submit(s: &Server, body: Value) -> Value {
+pub(crate) async fn submit(s: &Server, body: Value) -> Value {
     let res = authed_client()
         .post(s.url("/registry/submissions"))
         .json(&body)
@@ -181,7 +181,7 @@ fn record_of<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 /// Everything at the registry is valid R4 (and valid against the Engraft profile it declares),
 /// carries the centre tag, and Patients hold only tag, text and CRID.
-fn assert_registry_shape(held: &[Value]) {
+pub(crate) fn assert_registry_shape(held: &[Value]) {
     let validator = engraft::validation::Validator::bundled();
     for r in held {
         let issues = validator.validate(r, None);
