@@ -130,6 +130,15 @@ async fn token(config: &Path, system_roots: Option<&Path>) -> Output {
         .unwrap()
 }
 
+fn assert_got_token(out: &Output) {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tls-token");
+}
+
 #[tokio::test]
 async fn a_private_ca_is_trusted_through_ca_bundle_or_the_system_store_and_nothing_else() {
     let (port, answered) = tls_token_endpoint().await;
@@ -152,23 +161,11 @@ async fn a_private_ca_is_trusted_through_ca_bundle_or_the_system_store_and_nothi
 
     // The destination's ca_bundle.
     let bundled = config(dir.path(), port, Some(&ca));
-    let out = token(&bundled, None).await;
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tls-token");
+    assert_got_token(&token(&bundled, None).await);
     assert_eq!(answered.load(Ordering::SeqCst), 1);
 
     // The operating system's trust store (here pointed at the test CA by SSL_CERT_FILE, as an
     // administrator's update-ca-certificates would add it), without any ca_bundle.
-    let out = token(&plain, Some(&ca)).await;
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tls-token");
+    assert_got_token(&token(&plain, Some(&ca)).await);
     assert_eq!(answered.load(Ordering::SeqCst), 2);
 }
