@@ -47,14 +47,15 @@ fn main() {
             }),
             "validate-base" => Box::new(|| {
                 let v = engraft::json::parse(&text).expect("well-formed JSON");
-                let mut issues = validate_resource(validator.definitions, &v, "Bundle");
+                let root = v["resourceType"].as_str().unwrap_or("Resource");
+                let mut issues = validate_resource(validator.definitions, &v, root);
                 issues.extend(bundle::validate(&v, &bundle::index(&v)));
                 count(&issues)
             }),
             "roundtrip" => Box::new(|| {
                 let r = engraft::fhir::from_json_strict(&text).expect("strict R4 parse");
-                let out = engraft::fhir::to_json(&r, false).expect("serialises");
-                (0, usize::from(out.is_empty()))
+                std::hint::black_box(engraft::fhir::to_json(&r, false).expect("serialises"));
+                (0, 0)
             }),
             _ => {
                 eprintln!("{usage}");

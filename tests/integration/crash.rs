@@ -203,15 +203,8 @@ async fn kills_during_registry_submission(url: &str, seed: u64) {
     let held = reg.held().await;
     crate::registry::assert_registry_shape(&held);
     let mut seen = BTreeSet::new();
-    for r in &held {
-        let ident = &r["identifier"][0];
-        let key = format!(
-            "{}|{}|{}",
-            r["resourceType"].as_str().unwrap(),
-            ident["system"].as_str().unwrap_or_default(),
-            ident["value"].as_str().unwrap_or_default()
-        );
-        assert!(seen.insert(key.clone()), "held twice: {key}");
+    for key in crate::sync::keys(held.iter()) {
+        assert!(seen.insert(key.clone()), "held twice: {key:?}");
     }
     let patients = held
         .iter()

@@ -84,7 +84,7 @@ pub(crate) async fn drained(s: &Server, within: Duration) -> Value {
 }
 
 /// (type, identifier system|value) of every entry of a Bundle or list of resources.
-fn keys<'a>(resources: impl Iterator<Item = &'a Value>) -> Vec<(String, String)> {
+pub(crate) fn keys<'a>(resources: impl Iterator<Item = &'a Value>) -> Vec<(String, String)> {
     resources
         .map(|r| {
             let t = r["resourceType"].as_str().unwrap().to_string();
