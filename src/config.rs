@@ -94,10 +94,31 @@ pub struct DestinationConfig {
     /// Pull every this many seconds (0: only `engraft sync pull`).
     #[serde(default)]
     pub pull_interval_secs: u64,
+    /// The resource types sent there (unset: every type Engraft maps). It must hold
+    /// `Patient`; references to the types left out are taken out of what is sent.
+    #[serde(default)]
+    pub resource_types: Option<Vec<String>>,
+    /// Whether resources are sent with Engraft's profile claims (`meta.profile`): `keep` (the
+    /// default) or `drop`, for servers that refuse profiles they do not know.
+    #[serde(default)]
+    pub profiles: ProfileClaims,
+    /// Code-system URIs the destination knows by another name, Engraft's URI -> its URI
+    /// (for example SNOMED CT by OID); replaced in every coding and quantity sent there.
+    #[serde(default)]
+    pub code_systems: std::collections::BTreeMap<String, String>,
     /// A PEM file of CA certificates trusted for this destination (and its token endpoint)
     /// besides the built-in Mozilla roots: for servers behind a private CA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<String>,
+}
+
+/// Whether Engraft's profile claims are sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileClaims {
+    #[default]
+    Keep,
+    Drop,
 }
 
 /// When no Patient at the destination has the record's MRN.
@@ -270,6 +291,62 @@ fn default_margin() -> u64 {
 }
 
 impl DestinationConfig {
+    /// What is wrong with `resource_types`, `profiles` and `code_systems`.
+    fn shape_problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let shaped = self.resource_types.is_some()
+            || self.profiles != ProfileClaims::Keep
+            || !self.code_systems.is_empty();
+        if self.kind == DestinationKind::Registry && shaped {
+            out.push(format!(
+                "destinations.{}: resource_types, profiles and code_systems are for EHR destinations (a registry is sent what its workflow defines)",
+                self.name
+            ));
+        }
+        if let Some(types) = &self.resource_types {
+            for t in types {
+                if !crate::mapping::RESOURCE_TYPES.contains(&t.as_str()) {
+                    out.push(format!(
+                        "destinations.{}.resource_types: {t:?} is not a type Engraft sends (one of {})",
+                        self.name,
+                        crate::mapping::RESOURCE_TYPES.join(", ")
+                    ));
+                }
+            }
+            if !types.iter().any(|t| t == "Patient") {
+                out.push(format!(
+                    "destinations.{}.resource_types: must hold \"Patient\" (every resource refers to it)",
+                    self.name
+                ));
+            }
+        }
+        for (ours, theirs) in &self.code_systems {
+            if ours.is_empty() || theirs.is_empty() || theirs.chars().any(char::is_whitespace) {
+                out.push(format!(
+                    "destinations.{}.code_systems: {ours:?} = {theirs:?}: both must be code-system URIs",
+                    self.name
+                ));
+            }
+        }
+        out
+    }
+
+    /// How Bundles are shaped for this destination.
+    pub fn shape(&self) -> crate::sync::shape::Shape {
+        crate::sync::shape::Shape {
+            types: self
+                .resource_types
+                .as_ref()
+                .map(|t| t.iter().cloned().collect()),
+            drop_profiles: self.profiles == ProfileClaims::Drop,
+            systems: self
+                .code_systems
+                .iter()
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect(),
+        }
+    }
+
     /// The extra CA certificates of `ca_bundle`, read and parsed (none without it).
     pub fn ca_certificates(&self) -> Result<Vec<reqwest::Certificate>, String> {
         let Some(path) = &self.ca_bundle else {
@@ -481,6 +558,7 @@ impl DestinationConfig {
             }
             (DestinationKind::Ehr, None) => {}
         }
+        out.extend(self.shape_problems());
         if self.max_attempts < 1 || self.timeout_secs == 0 || self.backoff_base_ms == 0 {
             out.push(format!("destinations.{}: max_attempts, timeout_secs and backoff_base_ms must be at least 1", self.name));
         }
@@ -1048,6 +1126,39 @@ alg = "RS384"
             text[2].contains("ehr.auth.private_key: cannot read /nonexistent/key.pem"),
             "{}",
             text[2]
+        );
+    }
+
+    #[test]
+    fn resource_types_and_code_systems_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[[destinations]]\nname = \"ehr\"\nbase_url = \"https://ehr.example\"\n\
+             resource_types = [\"Condition\", \"Specimen\"]\nprofiles = \"drop\"\n\
+             code_systems = { \"http://snomed.info/sct\" = \"\" }\n[destinations.auth]\nmethod = \"none\"\n",
+        )
+        .unwrap();
+        let errs = Config::load(Some(&f), env(&[])).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].contains("ehr.resource_types: \"Specimen\" is not a type Engraft sends"));
+        assert!(text[1].contains("ehr.resource_types: must hold \"Patient\""));
+        assert!(text[2].contains("ehr.code_systems: \"http://snomed.info/sct\""));
+        std::fs::write(
+            &f,
+            "[[destinations]]\nname = \"ehr\"\nbase_url = \"https://ehr.example\"\n\
+             resource_types = [\"Patient\", \"Observation\"]\nprofiles = \"drop\"\n\
+             code_systems = { \"http://snomed.info/sct\" = \"urn:oid:2.16.840.1.113883.6.96\" }\n[destinations.auth]\nmethod = \"none\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&f), env(&[])).unwrap();
+        let shape = c.destinations[0].shape();
+        assert!(shape.drop_profiles && shape.types.unwrap().len() == 2);
+        assert_eq!(
+            shape.systems["http://snomed.info/sct"],
+            "urn:oid:2.16.840.1.113883.6.96"
         );
     }
 

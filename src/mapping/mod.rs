@@ -245,6 +245,20 @@ impl<'a> Mapper<'a> {
     }
 }
 
+/// The resource types a mapped record contains.
+pub const RESOURCE_TYPES: &[&str] = &[
+    "Patient",
+    "Consent",
+    "Condition",
+    "MedicationStatement",
+    "MedicationAdministration",
+    "Procedure",
+    "BiologicallyDerivedProduct",
+    "Observation",
+    "Encounter",
+    "Provenance",
+];
+
 /// The resource type name of a resource.
 pub fn resource_type(r: &Resource) -> &'static str {
     match r {

@@ -12,18 +12,7 @@ use super::AppState;
 use crate::store::{DateOp, ResourceVersion, Search};
 
 /// The resource types the store holds (what a mapped record contains).
-pub const TYPES: &[&str] = &[
-    "Patient",
-    "Consent",
-    "Condition",
-    "MedicationStatement",
-    "MedicationAdministration",
-    "Procedure",
-    "BiologicallyDerivedProduct",
-    "Observation",
-    "Encounter",
-    "Provenance",
-];
+pub const TYPES: &[&str] = crate::mapping::RESOURCE_TYPES;
 
 /// Search parameters every type takes (besides the result parameters).
 pub const SEARCH_PARAMS: &[&str] = &[

@@ -150,7 +150,7 @@ pub async fn dry_run(
             .ledger(&name, &d.record)
             .await
             .map_err(store_error)?;
-        let plan = crate::sync::ledger::plan(bundle, &held, support);
+        let plan = crate::sync::push::plan(dest, bundle, &held, support);
         let mut send: Vec<serde_json::Value> = plan
             .entries
             .iter()

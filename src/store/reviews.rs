@@ -89,29 +89,31 @@ impl SqlStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    pub async fn watermark(
+    /// The `_lastUpdated` watermark of each patient (remote `Patient/id`) pulled before.
+    pub async fn watermarks(
         &self,
         destination: &str,
         resource_type: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT watermark FROM sync_watermarks WHERE destination = $1 AND resource_type = $2",
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT patient, watermark FROM sync_watermarks WHERE destination = $1 AND resource_type = $2",
         )
         .bind(destination)
         .bind(resource_type)
-        .fetch_optional(&self.reader)
-        .await?
-        .map(|r| r.get(0)))
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// Queues review items (a remote version already queued is left alone) and moves the
-    /// watermark, in one transaction. Returns how many items are new.
+    /// patients' watermarks (patient, watermark), in one transaction. Returns how many items
+    /// are new.
     pub async fn queue_reviews(
         &self,
         destination: &str,
         resource_type: &str,
         items: &[NewReview],
-        watermark: Option<&str>,
+        watermarks: &[(String, String)],
     ) -> Result<u64, StoreError> {
         let at = instant(chrono::Utc::now());
         let mut tx = self.writer.begin().await?;
@@ -135,13 +137,14 @@ impl SqlStore {
             .await?
             .rows_affected();
         }
-        if let Some(w) = watermark {
+        for (patient, w) in watermarks {
             sqlx::query(
-                "INSERT INTO sync_watermarks (destination, resource_type, watermark, updated_at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (destination, resource_type) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
+                "INSERT INTO sync_watermarks (destination, resource_type, patient, watermark, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (destination, resource_type, patient) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at",
             )
             .bind(destination)
             .bind(resource_type)
+            .bind(patient)
             .bind(w)
             .bind(&at)
             .execute(&mut *tx)

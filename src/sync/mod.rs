@@ -1,5 +1,5 @@
 //! EHR sync. Push: workers lease a destination's deliveries from the store's outbox, match
-//! the record's Patient ([`matching`]), plan what the destination still lacks against the
+//! the record's Patient ([`matching`]), shape the Bundle for that destination ([`shape`]), plan what the destination still lacks against the
 //! [`ledger`], and write it ([`write`]): transaction Bundles in chunks, or resource by resource
 //! where the server takes no transactions ([`capability`]), in dependency order ([`order`]).
 //! Every attempt ends by the retry policy ([`policy`]); every accepted record is either
@@ -19,5 +19,6 @@ pub mod pull;
 pub mod push;
 pub mod registry;
 pub mod remote;
+pub mod shape;
 pub mod submit;
 pub mod write;

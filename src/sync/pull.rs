@@ -1,6 +1,7 @@
 //! Pull: EHR changes become proposed registry updates, never silent overwrites. For every
 //! patient Engraft knows at a destination (its ledger's Patients), the Conditions, Procedures
-//! and Observations changed since the stored `_lastUpdated` watermark are fetched, page by page.
+//! and Observations changed since that patient's stored `_lastUpdated` watermark are fetched,
+//! page by page (a patient Engraft comes to know later starts from the beginning).
 //! Those Engraft wrote itself are left out; those coded with a code Engraft works with (its
 //! ValueSets and the standard targets of its ConceptMaps) wait in the review queue for a
 //! person to accept or reject.
@@ -73,13 +74,15 @@ pub async fn pull(
         ..PullReport::default()
     };
     for rtype in TYPES {
-        let since = store.watermark(&dest.name, rtype).await?;
-        let mut newest = since.clone();
+        let marks = store.watermarks(&dest.name, rtype).await?;
+        let mut moved = Vec::new();
         let mut items = Vec::new();
         for (record, patient) in &patients {
+            let since = marks.get(patient);
+            let mut newest = since.cloned();
             let id = patient.trim_start_matches("Patient/");
             let mut query = vec![("patient", id.to_string()), ("_count", "100".into())];
-            if let Some(w) = &since {
+            if let Some(w) = since {
                 query.push(("_lastUpdated", format!("ge{w}")));
             }
             let query = serde_urlencoded::to_string(&query).unwrap_or_default();
@@ -113,11 +116,14 @@ pub async fn pull(
                     resource: r.to_string(),
                 });
             }
+            if let Some(w) = newest.filter(|w| Some(w) != since) {
+                moved.push((patient.clone(), w));
+            }
         }
-        // Reviews and the watermark together: a crash between them re-fetches, and the
-        // review rows are unique per remote version, so nothing is queued twice.
+        // Reviews and watermarks together: a crash between them re-fetches, and the review
+        // rows are unique per remote version, so nothing is queued twice.
         report.proposed += store
-            .queue_reviews(&dest.name, rtype, &items, newest.as_deref())
+            .queue_reviews(&dest.name, rtype, &items, &moved)
             .await?;
     }
     tracing::info!(destination = %dest.name, patients = report.patients, fetched = report.fetched, proposed = report.proposed, "pull finished");

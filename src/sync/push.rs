@@ -85,7 +85,7 @@ async fn attempt(
     if let Some(stop) = matching::patient(store, dest, &d.record, &bundle, &mut held).await? {
         return Ok(finished(dest, d, stop));
     }
-    let plan = ledger::plan(bundle, &held, support);
+    let plan = plan(dest, bundle, &held, support);
     if plan.is_empty() {
         return Ok(Attempt::Skipped {
             why: "nothing changed since the last delivery".into(),
@@ -93,6 +93,21 @@ async fn attempt(
     }
     let done = write::apply(store, dest, &d.record, support, &plan).await?;
     Ok(finished(dest, d, done))
+}
+
+/// What `dest` still has to be sent of a record's `bundle`: shaped for it (its resource
+/// types, code systems and profile claims), then planned against its ledger `held`. Resources
+/// of the types it is not sent stay there as they are: a configuration change deletes nothing.
+pub fn plan(
+    dest: &Destination,
+    mut bundle: serde_json::Value,
+    held: &std::collections::HashMap<ledger::Key, ledger::Held>,
+    support: &super::capability::Support,
+) -> ledger::Plan {
+    dest.shape.apply(&mut bundle);
+    let mut plan = ledger::plan(bundle, held, support);
+    plan.deletes.retain(|(k, _)| dest.shape.sends(&k.0));
+    plan
 }
 
 /// A withdrawn-consent record at this destination, by its withdrawal policy: stop syncing, or

@@ -98,6 +98,8 @@ pub struct Destination {
     pub unmatched: UnmatchedPatient,
     pub on_withdrawal: OnWithdrawal,
     pub pull_interval: Option<Duration>,
+    /// What of a record's Bundle this destination is sent.
+    pub shape: super::shape::Shape,
     /// Set for a registry destination (then `base_url` is its FHIR endpoint).
     pub registry: Option<Registry>,
 }
@@ -152,6 +154,7 @@ impl Destination {
             on_withdrawal: d.on_withdrawal,
             pull_interval: (d.pull_interval_secs > 0)
                 .then(|| Duration::from_secs(d.pull_interval_secs)),
+            shape: d.shape(),
             registry,
         })
     }

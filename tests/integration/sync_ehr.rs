@@ -422,3 +422,171 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+/// Every `reference` in `v`.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("reference") {
+                out.push(r.clone());
+            }
+            o.values().for_each(|c| references(c, out));
+        }
+        Value::Array(a) => a.iter().for_each(|c| references(c, out)),
+        _ => {}
+    }
+}
+
+fn count_by_type(held: &[Value]) -> std::collections::BTreeMap<String, usize> {
+    let mut n = std::collections::BTreeMap::new();
+    for r in held {
+        *n.entry(r["resourceType"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_destination_gets_only_its_resource_types_with_its_code_systems_and_loses_nothing_when_they_change(
+) {
+    // First every type is sent; then the destination is narrowed to Patient, Condition and
+    // Observation, with SNOMED CT by OID and no profile claims, and a new version arrives.
+    let ehr = sandbox(&[], None);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("engraft.db").display());
+    let v1: Value = serde_json::from_str(&record_text()).unwrap();
+    let id = {
+        let s = Server::start_on_with(&url, &destination(&ehr.base));
+        let id = post_record(&s, &v1).await;
+        drained(&s, Duration::from_secs(30)).await;
+        id
+    };
+    let before = count_by_type(&held(&ehr).await);
+    assert!(before.contains_key("Procedure") && before.contains_key("Encounter"));
+
+    const OID: &str = "urn:oid:2.16.840.1.113883.6.96";
+    let s = Server::start_on_with(
+        &url,
+        &destination_with(
+            &ehr.base,
+            &format!("resource_types = [\"Patient\", \"Condition\", \"Observation\"]\nprofiles = \"drop\"\ncode_systems = {{ \"http://snomed.info/sct\" = \"{OID}\" }}"),
+        ),
+    );
+    let mut v2 = v1.clone();
+    v2["version"] = json!(v1["version"].as_u64().unwrap_or(1) + 1);
+    let fu = v2["followUps"].as_array_mut().unwrap();
+    let last = fu.len() - 1;
+    fu[last]["scores"][0]["value"] = json!(4.0);
+    put_record(&s, &id, &v2, 1).await;
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    assert_eq!(status["delivered"], 2, "{status}");
+
+    let now = held(&ehr).await;
+    // Nothing deleted because the configuration changed, nothing doubled.
+    assert_eq!(count_by_type(&now), before);
+    let mut snomed = 0;
+    for r in now.iter().filter(|r| {
+        matches!(
+            r["resourceType"].as_str(),
+            Some("Condition" | "Observation")
+        )
+    }) {
+        // Re-sent shaped: no profile claims, SNOMED CT by OID, references to the Patient only.
+        assert!(r["meta"]["profile"].is_null(), "{r}");
+        let text = r.to_string();
+        assert!(!text.contains("http://snomed.info/sct"), "{text}");
+        snomed += text.matches(OID).count();
+        let mut refs = Vec::new();
+        references(r, &mut refs);
+        assert!(refs.iter().all(|x| x.starts_with("Patient/")), "{refs:?}");
+    }
+    assert!(snomed > 0);
+    // The types left out keep what was sent before.
+    let procedure = now
+        .iter()
+        .find(|r| r["resourceType"] == "Procedure")
+        .unwrap();
+    assert!(procedure.to_string().contains("http://snomed.info/sct"));
+}
+
+#[tokio::test]
+async fn a_patient_engraft_comes_to_know_later_is_pulled_from_its_beginning() {
+    let ehr = sandbox(&[], Some(&fixtures("ehr")));
+    // A second hospital patient with an MS Condition, in the EHR before anything is pulled.
+    let c = reqwest::Client::new();
+    let res = c
+        .post(format!("{}/Patient", ehr.base))
+        .body(
+            json!({"resourceType": "Patient", "identifier": [
+            {"system": "urn:oid:1.2.840.99999.1.1", "value": "MRN-55777"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let pid = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let condition = json!({"resourceType": "Condition",
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "24700007"}]},
+        "subject": {"reference": format!("Patient/{pid}")}});
+    let res = c
+        .post(format!("{}/Condition", ehr.base))
+        .body(condition.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let config = destination_with(
+        &ehr.base,
+        "patient_identifier_system = \"urn:oid:1.2.840.99999.1.1\"",
+    );
+    let s = Server::start_with(&config, &[], &[]);
+    let pull = || async {
+        let res = authed_client()
+            .post(s.url("/sync/sandbox/pull"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json::<Value>().await.unwrap()
+    };
+    // Only the first patient is known: its watermark moves past the second one's Condition.
+    post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    drained(&s, Duration::from_secs(30)).await;
+    let first = pull().await;
+    assert_eq!(
+        (first["patients"].as_u64(), first["proposed"].as_u64()),
+        (Some(1), Some(2)),
+        "{first}"
+    );
+
+    // The second patient's record arrives and is matched to the EHR's Patient by MRN.
+    post_record(&s, &another(1, "MRN-55777")).await;
+    drained(&s, Duration::from_secs(30)).await;
+    let second = pull().await;
+    assert_eq!(second["patients"], 2, "{second}");
+    assert_eq!(
+        second["proposed"], 1,
+        "the Condition written before the first pull: {second}"
+    );
+    let reviews = get_json(&authed_client(), &s.url("/sync/reviews?status=proposed")).await;
+    let theirs: Vec<&Value> = reviews["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["resource"]["subject"]["reference"] == format!("Patient/{pid}"))
+        .collect();
+    assert_eq!(theirs.len(), 1, "{reviews}");
+    assert_eq!(theirs[0]["code"], "http://snomed.info/sct|24700007");
+    assert_eq!(
+        pull().await["proposed"],
+        0,
+        "nothing new since either watermark"
+    );
+}
