@@ -62,10 +62,37 @@ pub fn transaction(entries: Vec<Value>) -> Value {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
-/// SHA-256 (hex) of a resource as serialised.
+/// SHA-256 (hex) of a resource as serialised. The serialiser writes straight into the digest
+/// (no intermediate string: this runs for every resource of every delivery).
 pub fn hash(v: &Value) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, v.to_string().as_bytes());
-    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    struct Digest(ring::digest::Context);
+    impl std::io::Write for Digest {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.update(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = std::io::BufWriter::with_capacity(
+        4096,
+        Digest(ring::digest::Context::new(&ring::digest::SHA256)),
+    );
+    // Writing a Value into memory cannot fail.
+    let _ = serde_json::to_writer(&mut w, v);
+    let d = match w.into_inner() {
+        Ok(d) => d.0.finish(),
+        // Not reached (the digest writer never fails); hashing the text is the same hash.
+        Err(_) => ring::digest::digest(&ring::digest::SHA256, v.to_string().as_bytes()),
+    };
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for b in d.as_ref() {
+        out.push(HEX[usize::from(b >> 4)] as char);
+        out.push(HEX[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// The ledger key of an entry: its type and the local id of its `urn:uuid:` fullUrl.
@@ -256,6 +283,22 @@ mod tests {
             conditional_override: Some(true),
             ..Support::default()
         }
+    }
+
+    #[test]
+    fn the_hash_is_the_sha256_of_the_compact_text_as_ledgers_already_hold() {
+        // Ledgers written by earlier versions hold hashes of `to_string()`: the streamed hash
+        // must be the same, or an upgrade would re-send every resource.
+        let r = bundle(1.5)["entry"][1]["resource"].clone();
+        let d = ring::digest::digest(&ring::digest::SHA256, r.to_string().as_bytes());
+        let expected: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hash(&r), expected);
+        assert_ne!(hash(&r), hash(&bundle(2.5)["entry"][1]["resource"]));
+        // Larger than the writer's buffer, with text that needs escaping.
+        let big = json!({"resourceType": "Observation", "note": [{"text": "é\"\n".repeat(5000)}]});
+        let d = ring::digest::digest(&ring::digest::SHA256, big.to_string().as_bytes());
+        let expected: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hash(&big), expected);
     }
 
     #[test]
