@@ -48,6 +48,11 @@ pub struct DestinationConfig {
     /// Deliveries in flight at once.
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// Extra deliveries let in flight while requests wait on answers far slower than this
+    /// destination's usual ones (default: `concurrency`; 0: never more than `concurrency`).
+    /// Slow requests are never abandoned or re-sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_spare_slots: Option<usize>,
     /// Attempts before a delivery is `failed` (a permanent error fails at once).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: i64,

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::sandbox::registry::{Credentials, RegistryOptions};
-use crate::sandbox::{Faults, Options, Rules, SandboxClient};
+use crate::sandbox::{Fault, Faults, Options, Rules, SandboxClient};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,8 +13,11 @@ pub struct Args {
     #[arg(long, default_value_t = 8090)]
     port: u16,
     /// Share of write requests (0 to 1) answered with an injected fault.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, conflicts_with = "registry")]
     fault_rate: f64,
+    /// The kinds of fault injected, comma-separated (default: all of them, evenly).
+    #[arg(long, value_delimiter = ',', conflicts_with = "registry")]
+    faults: Vec<Fault>,
     /// Seed of the fault generator (the same seed gives the same faults in the same order).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -88,6 +91,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         rate: a.fault_rate,
         seed: a.seed,
         latency: Duration::from_millis(a.latency_ms),
+        kinds: a.faults,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, Service as _};
 use actix_web::http::header;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use rand::{Rng as _, SeedableRng as _};
@@ -37,6 +37,8 @@ pub struct Faults {
     pub seed: u64,
     /// Latency added to every request.
     pub latency: Duration,
+    /// The kinds of fault drawn from, evenly (empty: all of them).
+    pub kinds: Vec<Fault>,
 }
 
 /// Everything `start` needs besides the address.
@@ -71,14 +73,26 @@ pub struct SandboxClient {
     pub jwks: Value,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+/// A fault injected into a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// 500 with an OperationOutcome; nothing applied.
+    #[value(name = "500")]
     Error500,
+    /// 503 with `Retry-After: 1`; nothing applied.
+    #[value(name = "503")]
     Unavailable503,
+    /// 429 with `Retry-After: 1`; nothing applied.
+    #[value(name = "429")]
     TooMany429,
+    /// Answered normally, 2 seconds late.
+    #[value(name = "slow")]
     Slow,
+    /// Applied, then answered 500.
+    #[value(name = "applied-then-500")]
     AppliedThenFailed,
     /// The connection is closed before any answer (the write is not applied).
+    #[value(name = "dropped")]
     Dropped,
 }
 
@@ -120,6 +134,9 @@ struct State {
     rng: Mutex<rand_chacha::ChaCha8Rng>,
     auth: Option<SandboxAuth>,
     requests: AtomicU64,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     injected: Mutex<HashMap<&'static str, u64>>,
 }
 
@@ -146,7 +163,12 @@ impl State {
         if rng.gen::<f64>() >= self.faults.rate {
             return None;
         }
-        let f = FAULTS[rng.gen_range(0..FAULTS.len())];
+        let kinds = if self.faults.kinds.is_empty() {
+            &FAULTS[..]
+        } else {
+            &self.faults.kinds[..]
+        };
+        let f = kinds[rng.gen_range(0..kinds.len())];
         let name = match f {
             Fault::Error500 => "500",
             Fault::Unavailable503 => "503",
@@ -543,6 +565,7 @@ async fn stats(state: web::Data<State>) -> HttpResponse {
         .unwrap_or_else(|p| p.into_inner())
         .counts();
     out["requests"] = json!(state.requests.load(Ordering::Relaxed));
+    out["max_in_flight"] = json!(state.max_in_flight.load(Ordering::Relaxed));
     out["faults"] = json!(*state.injected.lock().unwrap_or_else(|p| p.into_inner()));
     HttpResponse::Ok().json(out)
 }
@@ -551,6 +574,23 @@ async fn stats(state: web::Data<State>) -> HttpResponse {
 async fn dump(state: web::Data<State>) -> HttpResponse {
     let data = state.data.lock().unwrap_or_else(|p| p.into_inner());
     HttpResponse::Ok().json(data.all().collect::<Vec<_>>())
+}
+
+/// A request being answered, counted in `in_flight` until dropped.
+struct InFlight(web::Data<State>);
+
+impl InFlight {
+    fn enter(state: web::Data<State>) -> InFlight {
+        let now = state.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Starts the sandbox on `bind`; `load` transactions are applied first.
@@ -620,12 +660,26 @@ pub fn start(bind: &str, options: Options) -> anyhow::Result<(Server, SocketAddr
         faults,
         auth,
         requests: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        max_in_flight: AtomicU64::new(0),
         injected: Mutex::new(HashMap::new()),
     });
     let server = HttpServer::new(move || {
+        let counted = state.clone();
         App::new()
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(64 * 1024 * 1024))
+            // Requests being answered at once (the sandbox's own `/_sandbox` routes aside).
+            .wrap_fn(move |req, srv| {
+                let guard = (!req.path().starts_with("/_sandbox"))
+                    .then(|| InFlight::enter(counted.clone()));
+                let answer = srv.call(req);
+                async move {
+                    let res = answer.await;
+                    drop(guard);
+                    res
+                }
+            })
             .route("/metadata", web::get().to(metadata))
             .route(
                 "/.well-known/smart-configuration",

@@ -180,11 +180,17 @@ pub async fn run(
     let lease_secs = lease_secs(&dest);
     tracing::info!(destination = %dest.name, "delivery worker started");
     // Up to `concurrency` deliveries in flight, each its own task (so it progresses while this
-    // loop waits on the store); a slot that frees is refilled at once, so one slow answer
-    // never holds the others back.
+    // loop waits on the store); a slot that frees is refilled at once. While requests wait on
+    // answers far slower than usual, up to `slow_spare_slots` more are let in, so one slow
+    // answer never holds the queue back (the slow request itself runs on to its answer).
     let mut in_flight = tokio::task::JoinSet::new();
     while !*stop.borrow() {
-        let free = dest.concurrency.saturating_sub(in_flight.len());
+        let slots = dest.concurrency
+            + dest
+                .slow
+                .slow(std::time::Instant::now())
+                .min(dest.slow_spare_slots);
+        let free = slots.saturating_sub(in_flight.len());
         let free = if free > 0 {
             dest.circuit.allow(free, std::time::Instant::now())
         } else {
@@ -220,11 +226,17 @@ pub async fn run(
             }
             continue;
         }
-        if in_flight.len() < dest.concurrency {
+        if in_flight.len() < slots {
             // Free slots: wake on a finished delivery, or soon to look for new work.
             tokio::select! {
                 _ = in_flight.join_next() => {}
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        } else if dest.slow_spare_slots > 0 {
+            // Full: wake on a finished delivery, or to see whether a request turned slow.
+            tokio::select! {
+                _ = in_flight.join_next() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
             }
         } else {
             in_flight.join_next().await;

@@ -102,6 +102,10 @@ pub struct Destination {
     pub shape: super::shape::Shape,
     /// Set for a registry destination (then `base_url` is its FHIR endpoint).
     pub registry: Option<Registry>,
+    /// Requests in flight and how long answers usually take.
+    pub slow: super::slow::SlowAnswers,
+    /// Extra deliveries in flight while requests answer slowly (see [`super::slow`]).
+    pub slow_spare_slots: usize,
 }
 
 impl Destination {
@@ -156,6 +160,8 @@ impl Destination {
                 .then(|| Duration::from_secs(d.pull_interval_secs)),
             shape: d.shape(),
             registry,
+            slow: super::slow::SlowAnswers::default(),
+            slow_spare_slots: d.slow_spare_slots.unwrap_or(d.concurrency),
         })
     }
 
@@ -224,6 +230,26 @@ impl Destination {
         if let Some(l) = &self.limiter {
             l.until_ready().await;
         }
+        // From here to the answer the request counts as in flight (and maybe as slow).
+        let tracked = super::slow::Tracked::start(&self.slow);
+        let reply = self
+            .exchange(method, url, body, content_type, headers)
+            .await;
+        tracked.answered();
+        reply
+    }
+
+    /// Sends one request (again after a 401, with a new token) and reads its answer.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<String>,
+        content_type: &str,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        // Shared, not copied, when the request is built again.
+        let body = body.map(bytes::Bytes::from);
         let build = |http: &reqwest::Client| {
             let mut r = http
                 .request(method.clone(), url)

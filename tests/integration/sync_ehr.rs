@@ -590,3 +590,38 @@ async fn a_patient_engraft_comes_to_know_later_is_pulled_from_its_beginning() {
         "nothing new since either watermark"
     );
 }
+
+/// Three records to a destination whose every write is answered 2 s late, one delivery at a
+/// time (`concurrency = 1`) with `slow_spare_slots` more while answers are slow: every
+/// resource arrives once, and the sandbox never has more requests at once than that.
+async fn slow_answers_with_spare_slots(spare: usize) -> Value {
+    let ehr = sandbox(&["--fault-rate", "1", "--faults", "slow"], None);
+    let config = destination_with(&ehr.base, &format!("slow_spare_slots = {spare}"))
+        .replace("concurrency = 4", "concurrency = 1");
+    let s = Server::start_with(&config, &[], &[]);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let record = serde_json::to_value(engraft::fixtures::generate(47, i)).unwrap();
+        ids.push(post_record(&s, &record).await);
+    }
+    let status = drained(&s, Duration::from_secs(60)).await;
+    assert_eq!(status["delivered"], 3, "{status}");
+    assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
+    let st = stats(&ehr).await;
+    assert_eq!(st["faults"], json!({"slow": 3}), "{st}");
+    st
+}
+
+#[tokio::test]
+async fn a_slow_answer_lends_a_spare_slot_and_never_more() {
+    // Until eight answers are known, a request is slow after 1 s: each 2 s write turns slow
+    // while it waits, and the next delivery goes out beside it, one beside it at most.
+    let st = slow_answers_with_spare_slots(1).await;
+    assert_eq!(st["max_in_flight"], 2, "{st}");
+}
+
+#[tokio::test]
+async fn without_spare_slots_concurrency_is_a_hard_limit() {
+    let st = slow_answers_with_spare_slots(0).await;
+    assert_eq!(st["max_in_flight"], 1, "{st}");
+}
