@@ -5,7 +5,7 @@
 
 use sqlx::Row;
 
-use super::sql::{instant, Backend, SqlStore};
+use super::sql::{instant, values_rows, Backend, SqlStore};
 use super::StoreError;
 
 /// A leased delivery.
@@ -425,25 +425,18 @@ impl SqlStore {
         }
         let at = instant(now());
         let mut tx = self.writer.begin().await?;
-        // Multi-row upserts: one statement per 100 resources, not one per resource. SQLite
-        // gets anonymous `?` placeholders: binding hundreds of numbered ones looks each name
-        // up in a list (quadratic), which cost more than the insert itself.
+        // Multi-row upserts: one statement per 100 resources, not one per resource.
         for chunk in rows.chunks(100) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| match self.backend {
-                    Backend::Sqlite => "(?, ?, ?, ?, ?, ?, ?, ?, ?)".to_string(),
-                    Backend::Postgres => {
-                        let p: Vec<String> = (1..=9).map(|k| format!("${}", i * 9 + k)).collect();
-                        format!("({})", p.join(", "))
-                    }
-                })
-                .collect();
+            let values = values_rows(
+                self.backend,
+                "({}, {}, {}, {}, {}, {}, {}, {}, {})",
+                chunk.len(),
+            );
             let sql = format!(
                 "INSERT INTO sync_ledger (destination, record, resource_type, resource_id, remote, remote_version, hash, updated_at, origin) \
-                 VALUES {} ON CONFLICT (destination, resource_type, resource_id) DO UPDATE SET \
+                 VALUES {values} ON CONFLICT (destination, resource_type, resource_id) DO UPDATE SET \
                  record = excluded.record, remote = excluded.remote, remote_version = excluded.remote_version, \
-                 hash = excluded.hash, updated_at = excluded.updated_at, origin = excluded.origin",
-                values.join(", ")
+                 hash = excluded.hash, updated_at = excluded.updated_at, origin = excluded.origin"
             );
             let mut q = sqlx::query(&sql);
             for ((t, id), held) in chunk {
