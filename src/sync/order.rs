@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-fn references(v: &Value, out: &mut Vec<String>) {
+/// Every `reference` in `v`, in document order.
+pub fn references(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(o) => {
             if let Some(Value::String(r)) = o.get("reference") {

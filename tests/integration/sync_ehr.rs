@@ -41,6 +41,17 @@ async fn stats(ehr: &Sandbox) -> Value {
     .await
 }
 
+/// `POST /sync/sandbox/pull`: its report.
+async fn pull(s: &Server) -> Value {
+    let res = authed_client()
+        .post(s.url("/sync/sandbox/pull"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<Value>().await.unwrap()
+}
+
 async fn failed(s: &Server) -> Vec<Value> {
     get_json(&authed_client(), &s.url("/sync/failed")).await["failed"]
         .as_array()
@@ -346,16 +357,7 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
     let s = Server::start_with(&config, &[], &[]);
     post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
     drained(&s, Duration::from_secs(30)).await;
-    let pull = || async {
-        let res = authed_client()
-            .post(s.url("/sync/sandbox/pull"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        res.json::<Value>().await.unwrap()
-    };
-    let first = pull().await;
+    let first = pull(&s).await;
     assert_eq!(first["patients"], 1, "{first}");
     assert_eq!(
         first["proposed"], 2,
@@ -378,7 +380,7 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
         ]
     );
     assert_eq!(
-        pull().await["proposed"],
+        pull(&s).await["proposed"],
         0,
         "nothing new since the watermark"
     );
@@ -397,7 +399,7 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(pull().await["proposed"], 1);
+    assert_eq!(pull(&s).await["proposed"], 1);
 
     // Decisions: once each, audited with who decided.
     let id = kps["id"].as_i64().unwrap();
@@ -421,20 +423,6 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-}
-
-/// Every `reference` in `v`.
-fn references(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(o) => {
-            if let Some(Value::String(r)) = o.get("reference") {
-                out.push(r.clone());
-            }
-            o.values().for_each(|c| references(c, out));
-        }
-        Value::Array(a) => a.iter().for_each(|c| references(c, out)),
-        _ => {}
-    }
 }
 
 fn count_by_type(held: &[Value]) -> std::collections::BTreeMap<String, usize> {
@@ -498,7 +486,7 @@ async fn a_destination_gets_only_its_resource_types_with_its_code_systems_and_lo
         assert!(!text.contains("http://snomed.info/sct"), "{text}");
         snomed += text.matches(OID).count();
         let mut refs = Vec::new();
-        references(r, &mut refs);
+        engraft::sync::order::references(r, &mut refs);
         assert!(refs.iter().all(|x| x.starts_with("Patient/")), "{refs:?}");
     }
     assert!(snomed > 0);
@@ -547,19 +535,10 @@ async fn a_patient_engraft_comes_to_know_later_is_pulled_from_its_beginning() {
         "patient_identifier_system = \"urn:oid:1.2.840.99999.1.1\"",
     );
     let s = Server::start_with(&config, &[], &[]);
-    let pull = || async {
-        let res = authed_client()
-            .post(s.url("/sync/sandbox/pull"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        res.json::<Value>().await.unwrap()
-    };
     // Only the first patient is known: its watermark moves past the second one's Condition.
     post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
     drained(&s, Duration::from_secs(30)).await;
-    let first = pull().await;
+    let first = pull(&s).await;
     assert_eq!(
         (first["patients"].as_u64(), first["proposed"].as_u64()),
         (Some(1), Some(2)),
@@ -569,7 +548,7 @@ async fn a_patient_engraft_comes_to_know_later_is_pulled_from_its_beginning() {
     // The second patient's record arrives and is matched to the EHR's Patient by MRN.
     post_record(&s, &another(1, "MRN-55777")).await;
     drained(&s, Duration::from_secs(30)).await;
-    let second = pull().await;
+    let second = pull(&s).await;
     assert_eq!(second["patients"], 2, "{second}");
     assert_eq!(
         second["proposed"], 1,
@@ -585,7 +564,7 @@ async fn a_patient_engraft_comes_to_know_later_is_pulled_from_its_beginning() {
     assert_eq!(theirs.len(), 1, "{reviews}");
     assert_eq!(theirs[0]["code"], "http://snomed.info/sct|24700007");
     assert_eq!(
-        pull().await["proposed"],
+        pull(&s).await["proposed"],
         0,
         "nothing new since either watermark"
     );
