@@ -299,7 +299,11 @@ async fn kill_9_during_a_sync_several_times_then_the_same_exact_final_state() {
         s = Server::start_on_with(&url, &config);
     }
     let status = drained(&s, Duration::from_secs(120)).await;
-    assert_eq!(status["delivered"], 24, "{status}");
+    // A process killed after its writes were confirmed (and in the ledger) but before it
+    // recorded the outcome leaves a delivery that finds nothing left to send: `skipped`,
+    // never sent twice. What the EHR holds is checked resource by resource below.
+    let done = status["delivered"].as_u64().unwrap() + status["skipped"].as_u64().unwrap();
+    assert_eq!(done, 24, "{status}");
     assert_eq!(status["failed"], 0, "{status}");
     assert_sandbox_holds_exactly(&s, &ehr, &ids).await;
 }
