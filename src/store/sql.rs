@@ -108,8 +108,9 @@ impl SqlStore {
                 format!("{url}?mode=rwc")
             };
             // The one writer gets a larger page cache (index pages stay in memory instead of
-            // being read back from the OS for every insert) and keeps statement journals in
-            // memory; commits stay durable (WAL, synchronous = FULL).
+            // being read back from the OS for every insert), keeps statement journals in
+            // memory and checkpoints the WAL every 4,000 pages instead of 1,000; commits stay
+            // durable (WAL, synchronous = FULL).
             let options = |writer: bool| {
                 AnyPoolOptions::new().after_connect(move |conn, _| {
                     Box::pin(async move {

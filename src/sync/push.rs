@@ -226,20 +226,18 @@ pub async fn run(
             }
             continue;
         }
-        if in_flight.len() < slots {
-            // Free slots: wake on a finished delivery, or soon to look for new work.
-            tokio::select! {
-                _ = in_flight.join_next() => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
+        // Wake on a finished delivery, or: with free slots, soon to look for new work; when
+        // full but spare slots may be lent, to see whether a request turned slow.
+        let look_again = if in_flight.len() < slots {
+            Duration::from_millis(50)
         } else if dest.slow_spare_slots > 0 {
-            // Full: wake on a finished delivery, or to see whether a request turned slow.
-            tokio::select! {
-                _ = in_flight.join_next() => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-            }
+            Duration::from_millis(100)
         } else {
-            in_flight.join_next().await;
+            Duration::MAX
+        };
+        tokio::select! {
+            _ = in_flight.join_next() => {}
+            _ = tokio::time::sleep(look_again) => {}
         }
     }
     tracing::info!(destination = %dest.name, "delivery worker stopped");

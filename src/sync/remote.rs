@@ -231,24 +231,8 @@ impl Destination {
             l.until_ready().await;
         }
         // From here to the answer the request counts as in flight (and maybe as slow).
-        let tracked = super::slow::Tracked::start(&self.slow);
-        let reply = self
-            .exchange(method, url, body, content_type, headers)
-            .await;
-        tracked.answered();
-        reply
-    }
-
-    /// Sends one request (again after a 401, with a new token) and reads its answer.
-    async fn exchange(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<String>,
-        content_type: &str,
-        headers: &[(&str, &str)],
-    ) -> Reply {
-        // Shared, not copied, when the request is built again.
+        let _tracked = super::slow::Tracked::start(&self.slow);
+        // Shared, not copied, when the request is built again (after a 401, with a new token).
         let body = body.map(bytes::Bytes::from);
         let build = |http: &reqwest::Client| {
             let mut r = http

@@ -49,19 +49,17 @@ impl SlowAnswers {
         ticket
     }
 
-    /// A request ends. `answered`: it got an answer (or timed out), and its time counts
-    /// towards what is usual; a request given up by its caller does not.
-    pub fn end(&self, ticket: u64, now: Instant, answered: bool) {
+    /// A request ends (answered, timed out, or given up by its caller); its time counts
+    /// towards what is usual.
+    pub fn end(&self, ticket: u64, now: Instant) {
         let mut i = self.inner();
         let Some(started) = i.outstanding.remove(&ticket) else {
             return;
         };
-        if answered {
-            if i.recent.len() == WINDOW {
-                i.recent.pop_front();
-            }
-            i.recent.push_back(now.saturating_duration_since(started));
+        if i.recent.len() == WINDOW {
+            i.recent.pop_front();
         }
+        i.recent.push_back(now.saturating_duration_since(started));
     }
 
     /// How long a request may wait before it counts as slow.
@@ -90,11 +88,10 @@ fn threshold_of(recent: &VecDeque<Duration>) -> Duration {
     (*median * FACTOR).max(FLOOR)
 }
 
-/// A request in flight, counted until dropped; [`Tracked::answered`] makes its time count.
+/// A request in flight, counted until dropped.
 pub struct Tracked<'a> {
     of: &'a SlowAnswers,
     ticket: u64,
-    answered: bool,
 }
 
 impl<'a> Tracked<'a> {
@@ -102,18 +99,13 @@ impl<'a> Tracked<'a> {
         Tracked {
             of,
             ticket: of.begin(Instant::now()),
-            answered: false,
         }
-    }
-
-    pub fn answered(mut self) {
-        self.answered = true;
     }
 }
 
 impl Drop for Tracked<'_> {
     fn drop(&mut self) {
-        self.of.end(self.ticket, Instant::now(), self.answered);
+        self.of.end(self.ticket, Instant::now());
     }
 }
 
@@ -129,7 +121,7 @@ mod tests {
     fn answered(s: &SlowAnswers, t0: Instant, n: usize, each: Duration) {
         for _ in 0..n {
             let t = s.begin(t0);
-            s.end(t, t0 + each, true);
+            s.end(t, t0 + each);
         }
     }
 
@@ -142,7 +134,7 @@ mod tests {
         let t = s.begin(t0);
         assert_eq!(s.slow(t0 + ms(999)), 0);
         assert_eq!(s.slow(t0 + ms(1001)), 1);
-        s.end(t, t0 + ms(1001), true);
+        s.end(t, t0 + ms(1001));
         assert_eq!(
             s.slow(t0 + ms(5000)),
             0,
@@ -172,8 +164,9 @@ mod tests {
         assert_eq!(s.slow(t0 + ms(350)), 0);
         assert_eq!(s.slow(t0 + ms(450)), 1);
         assert_eq!(s.slow(t0 + ms(800)), 2);
-        // A request given up by its caller leaves, and its time does not count.
-        s.end(early, t0 + ms(60_000), false);
+        // An ended request no longer counts; one very long answer does not move the median.
+        s.end(early, t0 + ms(60_000));
+        assert_eq!(s.slow(t0 + ms(800)), 1);
         assert_eq!(s.threshold(), ms(400));
         // The server slows down for good: after a window of slower answers, they are usual.
         answered(&s, t0, WINDOW, ms(1000));
@@ -182,10 +175,11 @@ mod tests {
     }
 
     #[test]
-    fn a_tracked_request_ends_when_dropped_and_counts_only_if_answered() {
+    fn a_tracked_request_is_in_flight_until_dropped_then_counts_as_an_answer() {
         let s = SlowAnswers::default();
-        Tracked::start(&s).answered();
-        drop(Tracked::start(&s));
+        let t = Tracked::start(&s);
+        assert_eq!(s.inner().outstanding.len(), 1);
+        drop(t);
         let i = s.inner();
         assert!(i.outstanding.is_empty());
         assert_eq!(i.recent.len(), 1);
