@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod net;
 pub mod profiles;
 pub mod record;
+pub mod reverse;
 pub mod sandbox;
 pub mod server;
 pub mod store;

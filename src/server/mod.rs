@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod negotiate;
 pub mod ops;
 pub mod registry;
+pub mod reviews;
 pub mod routes;
 pub mod submissions;
 pub mod sync;
@@ -119,8 +120,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/sync/failed/{id}/retry").route(web::post().to(sync::retry)))
         .service(resource("/sync/{destination}/dry-run").route(web::post().to(sync::dry_run)))
         .service(resource("/sync/{destination}/pull").route(web::post().to(sync::pull)))
-        .service(resource("/sync/reviews").route(web::get().to(sync::reviews)))
-        .service(resource("/sync/reviews/{id}/{decision}").route(web::post().to(sync::decide)))
+        .service(resource("/sync/reviews").route(web::get().to(reviews::list)))
+        .service(resource("/sync/reviews/{id}").route(web::get().to(reviews::show)))
+        .service(resource("/sync/reviews/{id}/{decision}").route(web::post().to(reviews::decide)))
         .service(
             resource("/registry/records/{id}")
                 .route(web::get().to(|r, p, s| registry::read(r, p, s, Part::Record)))

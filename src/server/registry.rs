@@ -182,6 +182,12 @@ fn prepare_all(state: &AppState, inputs: Vec<Input>) -> Result<Vec<Prepared>, Ap
     Ok(prepared)
 }
 
+/// Checks, maps and validates one record Engraft changed itself (an accepted review item):
+/// prepared, or 422 with every issue.
+pub(super) fn prepare_record(state: &AppState, record: Record) -> Result<Prepared, ApiError> {
+    prepare_all(state, vec![Ok((record, None))]).map(|mut p| p.remove(0))
+}
+
 fn prepare_one(
     state: &AppState,
     record: Record,

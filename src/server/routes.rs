@@ -184,10 +184,16 @@ pub const ROUTES: &[Route] = &[
         summary: "EHR resources proposed as registry updates, waiting for a decision.",
     },
     Route {
+        method: "GET",
+        path: "/sync/reviews/{id}",
+        need: Some(("SyncDelivery", R)),
+        summary: "One review item and what accepting it would change in the record (JSON Patch).",
+    },
+    Route {
         method: "POST",
         path: "/sync/reviews/{id}/{decision}",
         need: Some(("RegistryRecord", U)),
-        summary: "Accept or reject a proposed registry update.",
+        summary: "Accept (apply to the registry record) or reject a proposed registry update.",
     },
     Route {
         method: "GET",

@@ -20,7 +20,7 @@ mod sql;
 pub use deliveries::{Attempt, Delivery, DestinationStatus, FailedDelivery};
 pub use prepare::{record_key, Prepared, PreparedResource};
 pub use registry::Submission;
-pub use reviews::{NewReview, Review};
+pub use reviews::{Decision, NewReview, Review};
 pub use sql::{Backend, SqlStore};
 
 /// Store errors. Messages hold ids and versions, never clinical data.

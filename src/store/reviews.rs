@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 
 use super::sql::{instant, SqlStore};
-use super::StoreError;
+use super::{Prepared, StoreError};
 
 /// A review item to queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +41,26 @@ pub struct Review {
     pub decided_by: Option<String>,
     /// The EHR's resource.
     pub resource: serde_json::Value,
+    /// What came of an acceptance: `applied` (the record has a new version),
+    /// `already-in-record`, or `manual` (a person entered it by hand).
+    pub outcome: Option<String>,
+    /// The record version an applied item produced.
+    pub record_version: Option<i64>,
+    /// The change an applied item made, as JSON Patch operations on the record.
+    pub patch: Option<serde_json::Value>,
 }
 
-const COLUMNS: &str = "id, destination, record, remote, remote_version, resource_type, code, display, status, created_at, decided_at, decided_by, resource";
+/// A decision on a review item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision<'a> {
+    /// `accepted` or `rejected`.
+    pub status: &'a str,
+    /// See [`Review::outcome`].
+    pub outcome: Option<&'a str>,
+    pub actor: &'a str,
+}
+
+const COLUMNS: &str = "id, destination, record, remote, remote_version, resource_type, code, display, status, created_at, decided_at, decided_by, resource, outcome, record_version, patch";
 
 fn review_of(r: &sqlx::any::AnyRow) -> Review {
     Review {
@@ -60,6 +77,11 @@ fn review_of(r: &sqlx::any::AnyRow) -> Review {
         decided_at: r.get(10),
         decided_by: r.get(11),
         resource: serde_json::from_str(&r.get::<String, _>(12)).unwrap_or_default(),
+        outcome: r.get(13),
+        record_version: r.get(14),
+        patch: r
+            .get::<Option<String>, _>(15)
+            .and_then(|p| serde_json::from_str(&p).ok()),
     }
 }
 
@@ -170,50 +192,83 @@ impl SqlStore {
         Ok(rows.iter().map(review_of).collect())
     }
 
-    /// Decides a proposed item (`accepted` or `rejected`), with an audit row. NotFound when
-    /// there is no such item; `Exists` (with its status) when it was already decided.
-    pub async fn decide_review(
+    /// Decides a proposed item without changing the record (a rejection, an acceptance of
+    /// what the record already says, or of what a person entered by hand), with an audit row.
+    /// NotFound when there is no such item; `Exists` (with its status) when it was already
+    /// decided.
+    pub async fn decide_review(&self, id: i64, d: Decision<'_>) -> Result<Review, StoreError> {
+        let at = instant(chrono::Utc::now());
+        let mut tx = self.writer.begin().await?;
+        let changed = decide_in(&mut tx, id, d, None, &at).await?;
+        tx.commit().await?;
+        self.decided(id, changed).await
+    }
+
+    /// Accepts item `id` by writing its record's next version: `p` replaces record `record`
+    /// at version `expected`, the item records the version and `patch`, and `link` (a local
+    /// resource of the new version that stands for the EHR's own resource at `destination`)
+    /// joins the ledger as the destination's resource, so it is never sent back as a copy.
+    /// All in one transaction: a stale `expected` is `VersionConflict`, an item decided
+    /// meanwhile is `Exists`, and either way nothing is written.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply_review(
         &self,
         id: i64,
-        status: &str,
+        record: &str,
+        expected: i64,
+        p: &Prepared,
+        patch: &str,
+        link: Option<(&str, &crate::sync::ledger::Row)>,
         actor: &str,
     ) -> Result<Review, StoreError> {
         let at = instant(chrono::Utc::now());
         let mut tx = self.writer.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE sync_reviews SET status = $1, decided_at = $2, decided_by = $3 WHERE id = $4 AND status = 'proposed'",
-        )
-        .bind(status)
-        .bind(&at)
-        .bind(actor)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if changed == 1 {
+        let version = self.next_version(&mut tx, record, expected, p, &at).await?;
+        self.finish_write(&mut tx, p, version, false, &at, actor, "review-accept")
+            .await?;
+        let d = Decision {
+            status: "accepted",
+            outcome: Some("applied"),
+            actor,
+        };
+        let changed = decide_in(&mut tx, id, d, Some((version, patch)), &at).await?;
+        if changed == 0 {
+            tx.rollback().await?;
+            return self.decided(id, 0).await;
+        }
+        if let Some((destination, ((t, local), held))) = link {
+            // The destination's own resource; a row already there (Engraft sent its own copy
+            // before) is left alone, so that copy stays known and is updated, not orphaned.
             sqlx::query(
-                "INSERT INTO audit (at, actor, action, entity, entity_id, version) VALUES ($1, $2, $3, 'review', $4, NULL)",
+                "INSERT INTO sync_ledger (destination, record, resource_type, resource_id, remote, remote_version, hash, updated_at, origin) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'matched') ON CONFLICT (destination, resource_type, resource_id) DO NOTHING",
             )
+            .bind(destination)
+            .bind(record)
+            .bind(t)
+            .bind(local)
+            .bind(&held.remote)
+            .bind(&held.version)
+            .bind(&held.hash)
             .bind(&at)
-            .bind(actor)
-            .bind(format!("review-{status}"))
-            .bind(id.to_string())
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
-        let row = sqlx::query("SELECT status FROM sync_reviews WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.writer)
-            .await?;
-        match (row, changed) {
+        self.decided(id, changed).await
+    }
+
+    /// The item after a decision that changed `changed` rows.
+    async fn decided(&self, id: i64, changed: u64) -> Result<Review, StoreError> {
+        match (self.review(id).await?, changed) {
             (None, _) => Err(StoreError::NotFound),
-            (Some(r), 0) => Err(StoreError::Exists(r.get(0))),
-            _ => self.review(id).await?.ok_or(StoreError::NotFound),
+            (Some(r), 0) => Err(StoreError::Exists(r.status)),
+            (Some(r), _) => Ok(r),
         }
     }
 
-    async fn review(&self, id: i64) -> Result<Option<Review>, StoreError> {
+    /// One review item.
+    pub async fn review(&self, id: i64) -> Result<Option<Review>, StoreError> {
         Ok(
             sqlx::query(&format!("SELECT {COLUMNS} FROM sync_reviews WHERE id = $1"))
                 .bind(id)
@@ -223,4 +278,41 @@ impl SqlStore {
                 .map(review_of),
         )
     }
+}
+
+/// Marks a proposed item decided, with an audit row; returns 1, or 0 when it was not proposed.
+async fn decide_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+    d: Decision<'_>,
+    applied: Option<(i64, &str)>,
+    at: &str,
+) -> Result<u64, StoreError> {
+    let changed = sqlx::query(
+        "UPDATE sync_reviews SET status = $1, decided_at = $2, decided_by = $3, outcome = $4, record_version = $5, patch = $6 \
+         WHERE id = $7 AND status = 'proposed'",
+    )
+    .bind(d.status)
+    .bind(at)
+    .bind(d.actor)
+    .bind(d.outcome)
+    .bind(applied.map(|a| a.0))
+    .bind(applied.map(|a| a.1))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if changed == 1 {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, entity, entity_id, version) VALUES ($1, $2, $3, 'review', $4, $5)",
+        )
+        .bind(at)
+        .bind(d.actor)
+        .bind(format!("review-{}", d.status))
+        .bind(id.to_string())
+        .bind(applied.map(|a| a.0))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(changed)
 }

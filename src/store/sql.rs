@@ -313,7 +313,7 @@ impl SqlStore {
     /// Writes `p` as the version after `expected` of record `id` (live again if it was
     /// withdrawn). The version check is in the `UPDATE` itself, so concurrent writers cannot
     /// both succeed; the loser learns why (`NotFound` or `VersionConflict`).
-    async fn next_version(
+    pub(super) async fn next_version(
         &self,
         tx: &mut Transaction<'static, Any>,
         id: &str,
@@ -357,7 +357,7 @@ impl SqlStore {
 
     /// History, resources, outbox and audit of a record write.
     #[allow(clippy::too_many_arguments)]
-    async fn finish_write(
+    pub(super) async fn finish_write(
         &self,
         tx: &mut Transaction<'static, Any>,
         p: &Prepared,

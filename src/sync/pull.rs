@@ -11,8 +11,9 @@ use std::collections::HashSet;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::ledger;
 use super::remote::{Destination, Reply};
-use crate::store::{NewReview, SqlStore, StoreError};
+use crate::store::{NewReview, Review, SqlStore, StoreError};
 
 /// The resource types pulled.
 pub const TYPES: [&str; 3] = ["Condition", "Procedure", "Observation"];
@@ -58,6 +59,43 @@ pub fn relevant_code<'a>(
             .contains(&(s.to_string(), v.to_string()))
             .then(|| (s, v, c["display"].as_str()))
     })
+}
+
+/// The resource of a record's new Bundle (`new`, after review item `r` was applied) that stands
+/// for the EHR's own resource: the one entry of the item's type, coded with the item's code,
+/// that the old Bundle did not have. As a ledger row it makes the destination's resource
+/// count as that resource there (`matched`: referenced, never sent or deleted), so the data
+/// the EHR gave is not sent back to it as a copy. None when the change made no new resource
+/// (a changed value) or when it is not one resource.
+pub fn stand_in(old: &Value, new: &Value, r: &Review) -> Option<ledger::Row> {
+    let (system, code) = r.code.split_once('|')?;
+    let before: HashSet<&str> = old["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["fullUrl"].as_str())
+        .collect();
+    let mut found = new["entry"].as_array()?.iter().filter(|e| {
+        e["resource"]["resourceType"] == r.resource_type.as_str()
+            && e["fullUrl"].as_str().is_some_and(|f| !before.contains(f))
+            && e["resource"]["code"]["coding"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["system"] == system && c["code"] == code)
+    });
+    let (one, None) = (found.next()?, found.next()) else {
+        return None;
+    };
+    Some((
+        ledger::local_key(one)?,
+        ledger::Held {
+            remote: r.remote.clone(),
+            version: Some(r.remote_version.clone()).filter(|v| !v.is_empty()),
+            hash: ledger::hash(&one["resource"]),
+            matched: true,
+        },
+    ))
 }
 
 /// Pulls `dest` once.

@@ -167,6 +167,10 @@ fn read_concept_map(v: &Value) -> ConceptMap {
                         code: code.to_string(),
                         display: tg["display"].as_str().map(str::to_string),
                         depends_on,
+                        equivalence: tg["equivalence"]
+                            .as_str()
+                            .unwrap_or("equivalent")
+                            .to_string(),
                     });
             }
         }

@@ -81,6 +81,8 @@ pub struct Target {
     pub display: Option<String>,
     /// (property, value) this target depends on, e.g. ("disease", "rheumatoid-arthritis").
     pub depends_on: Option<(String, String)>,
+    /// The ConceptMap's equivalence (`equivalent`, `relatedto`...).
+    pub equivalence: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -208,6 +210,41 @@ impl Terminology {
             .find(|t| t.system == system)
     }
 
+    /// The source code of Engraft ConceptMap `id` that (`system`, `code`) translates back to:
+    /// only `equivalent`/`equal` targets count, and when several sources share the target, the
+    /// one all the others descend from in `source_system` (an Engraft CodeSystem id), or none
+    /// when they are not one line (a guess is never made).
+    pub fn reverse(&self, id: &str, source_system: &str, system: &str, code: &str) -> Option<&str> {
+        let map = self.concept_maps.get(id)?;
+        let mut sources: Vec<&str> = map
+            .by_source
+            .iter()
+            .filter(|(_, ts)| {
+                ts.iter().any(|t| {
+                    t.system == system
+                        && t.code == code
+                        && matches!(t.equivalence.as_str(), "equivalent" | "equal")
+                })
+            })
+            .map(|(s, _)| s.as_str())
+            .collect();
+        sources.sort_unstable();
+        sources
+            .iter()
+            .find(|a| sources.iter().all(|b| self.is_a(source_system, b, a)))
+            .copied()
+    }
+
+    /// Whether (`system`, `code`) is a target of Engraft ConceptMap `id`.
+    pub fn is_target(&self, id: &str, system: &str, code: &str) -> bool {
+        self.concept_maps.get(id).is_some_and(|m| {
+            m.by_source
+                .values()
+                .flatten()
+                .any(|t| t.system == system && t.code == code)
+        })
+    }
+
     /// Every (system, code) Engraft works with: the codes of its ValueSets and the targets of
     /// its ConceptMaps (the standard codes its local codes map to).
     pub fn known_codes(&self) -> std::collections::HashSet<(String, String)> {
@@ -254,6 +291,41 @@ mod tests {
         assert_eq!(
             (cm.code.as_str(), cm.version.as_deref()),
             ("G35.A", Some("2026"))
+        );
+    }
+
+    #[test]
+    fn reverse_translation_takes_equivalent_targets_and_the_common_ancestor_only() {
+        let t = Terminology::bundled();
+        let back = |map, src, sys, code| t.reverse(map, src, sys, code);
+        let d = "engraft-disease-to-standard";
+        assert_eq!(
+            back(d, "engraft-disease", SNOMED, "426373005"),
+            Some("rrms")
+        );
+        // multiple-sclerosis and aggressive-ms share a code: the ancestor is taken.
+        assert_eq!(
+            back(d, "engraft-disease", SNOMED, "24700007"),
+            Some("multiple-sclerosis")
+        );
+        assert_eq!(
+            back(d, "engraft-disease", ICD10CM, "M34.0"),
+            Some("diffuse-cutaneous-ssc")
+        );
+        assert_eq!(back(d, "engraft-disease", SNOMED, "1"), None);
+        let lab = "engraft-lab-to-code";
+        assert_eq!(back(lab, "engraft-lab", LOINC, "751-8"), Some("anc"));
+        // cdai maps to 75847-4 as `relatedto` only: no way back.
+        let scale = "engraft-scale-to-code";
+        assert_eq!(back(scale, "engraft-scale", LOINC, "75847-4"), None);
+        assert_eq!(
+            back(
+                scale,
+                "engraft-scale",
+                &cs("engraft-observation"),
+                "crohn-cdai"
+            ),
+            Some("crohn-cdai")
         );
     }
 

@@ -401,16 +401,28 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(pull(&s).await["proposed"], 1);
 
-    // Decisions: once each, audited with who decided.
+    // Decisions: once each, audited with who decided. A Karnofsky score from a visit after
+    // day 0 has no place in the record (performance status is kept at baseline): accepting
+    // it says so and changes nothing, until a person has entered it by hand.
     let id = kps["id"].as_i64().unwrap();
     let decide = |verb: &'static str, id: i64| {
         let url = s.url(&format!("/sync/reviews/{id}/{verb}"));
         async move { authed_client().post(url).send().await.unwrap() }
     };
     let res = decide("accept", id).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let outcome: Value = res.json().await.unwrap();
+    assert_eq!(
+        outcome["issue"][0]["details"]["coding"][0]["code"], "performance-after-baseline",
+        "{outcome}"
+    );
+    let res = decide("accept?manual=true", id).await;
     assert_eq!(res.status(), StatusCode::OK);
     let r: Value = res.json().await.unwrap();
-    assert_eq!(r["status"], "accepted");
+    assert_eq!(
+        (r["status"].as_str(), r["outcome"].as_str()),
+        (Some("accepted"), Some("manual"))
+    );
     assert!(r["decided_by"].is_string());
     assert_eq!(decide("reject", id).await.status(), StatusCode::CONFLICT);
     assert_eq!(
@@ -423,6 +435,159 @@ async fn pull_proposes_relevant_ehr_changes_for_review_once_each() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+/// The record's version and JSON, from the registry API.
+async fn record_now(s: &Server, id: &str) -> (String, Value) {
+    let res = authed_client()
+        .get(s.url(&format!("/registry/records/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    (etag, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_accepted_review_item_becomes_the_records_next_version_and_is_not_sent_back() {
+    let ehr = sandbox(&[], Some(&fixtures("ehr")));
+    let config = destination_with(
+        &ehr.base,
+        "patient_identifier_system = \"urn:oid:1.2.840.99999.1.1\"",
+    );
+    let s = Server::start_with(&config, &[], &[]);
+    let id = post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    drained(&s, Duration::from_secs(30)).await;
+    let patient = held(&ehr)
+        .await
+        .into_iter()
+        .find(|r| r["resourceType"] == "Patient" && r["identifier"][0]["value"] == "MRN-55501")
+        .unwrap();
+    // The hospital measures an ANC long after the record's last follow-up.
+    let anc = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "751-8"}]},
+        "subject": {"reference": format!("Patient/{}", patient["id"].as_str().unwrap())},
+        "effectiveDateTime": "2024-05-10T09:15:00+02:00",
+        "valueQuantity": {"value": 2.4, "unit": "10^9/L", "system": "http://unitsofmeasure.org", "code": "10*9/L"}
+    });
+    let res = reqwest::Client::new()
+        .post(format!("{}/Observation", ehr.base))
+        .body(anc.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(pull(&s).await["proposed"], 3, "MS, Karnofsky and the ANC");
+    let items = get_json(&authed_client(), &s.url("/sync/reviews?status=proposed")).await;
+    let item = |code: &str| {
+        items["reviews"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["code"] == code)
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (anc_item, ms_item) = (
+        item("http://loinc.org|751-8"),
+        item("http://snomed.info/sct|24700007"),
+    );
+    let accept = |id: i64| {
+        let url = s.url(&format!("/sync/reviews/{id}/accept"));
+        async move { authed_client().post(url).send().await.unwrap() }
+    };
+
+    // What accepting would do, before it is done.
+    let shown = get_json(
+        &authed_client(),
+        &s.url(&format!("/sync/reviews/{anc_item}")),
+    )
+    .await;
+    let proposal = &shown["proposal"];
+    assert_eq!(proposal["change"], "patch", "{shown}");
+    assert_eq!(proposal["recordVersion"], 1);
+    assert_eq!(proposal["patch"][0]["op"], "add");
+    assert_eq!(proposal["patch"][0]["path"], "/followUps/6");
+    assert_eq!(proposal["patch"][0]["value"]["timePoint"], "unscheduled");
+
+    // The MS diagnosis is in the record already: accepted, nothing changes.
+    let res = accept(ms_item).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(r["outcome"], "already-in-record");
+    assert_eq!(record_now(&s, &id).await.0, "W/\"1\"");
+
+    // The ANC: the record's next version, through the checks, mapping and validation.
+    let res = accept(anc_item).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(
+        (r["outcome"].as_str(), r["record_version"].as_i64()),
+        (Some("applied"), Some(2)),
+        "{r}"
+    );
+    assert_eq!(r["patch"][0]["path"], "/followUps/6");
+    let (etag, rec) = record_now(&s, &id).await;
+    assert_eq!(etag, "W/\"2\"");
+    let last = rec["followUps"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["date"], "2024-05-10");
+    assert_eq!(last["labs"][0]["test"], "anc");
+    assert_eq!(rec["vitalStatus"]["lastContactDate"], "2024-05-10");
+    assert_eq!(
+        rec["version"], 3,
+        "the source version after the fixture's 2"
+    );
+    assert_eq!(accept(anc_item).await.status(), StatusCode::CONFLICT);
+
+    // The new version is synced; the EHR's own ANC stands for the record's, so the EHR never
+    // gets a copy of what it gave.
+    let status = drained(&s, Duration::from_secs(30)).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    let ancs: Vec<Value> = held(&ehr)
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["resourceType"] == "Observation"
+                && r["code"]["coding"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|c| c["code"] == "751-8")
+        })
+        .collect();
+    assert_eq!(ancs.len(), 1, "{ancs:?}");
+    assert_eq!(ancs[0]["effectiveDateTime"], "2024-05-10T09:15:00+02:00");
+    let visits = held(&ehr)
+        .await
+        .into_iter()
+        .filter(|r| r["resourceType"] == "Encounter" && r["period"]["start"] == "2024-05-10")
+        .count();
+    assert_eq!(visits, 1, "the new unscheduled visit is sent");
+    assert_eq!(
+        pull(&s).await["proposed"],
+        0,
+        "nothing new, nothing of ours"
+    );
+
+    let db = sqlx::SqlitePool::connect(&s.db_url).await.unwrap();
+    let audit: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+        "SELECT entity, action, version FROM audit WHERE action LIKE 'review%' ORDER BY seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        audit,
+        [
+            ("review".to_string(), "review-accepted".to_string(), None),
+            ("record".to_string(), "review-accept".to_string(), Some(2)),
+            ("review".to_string(), "review-accepted".to_string(), Some(2)),
+        ]
+    );
 }
 
 fn count_by_type(held: &[Value]) -> std::collections::BTreeMap<String, usize> {
