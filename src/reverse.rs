@@ -597,6 +597,37 @@ pub fn apply(
     })
 }
 
+/// The entry of a record's new Bundle (`new`) that a change made: of type `rtype`, coded with
+/// one of `codes` (system, code), and absent from the old Bundle (`old`). None when the change
+/// made no new resource (it changed a value) or when more than one fits.
+pub fn made<'a>(
+    old: &Value,
+    new: &'a Value,
+    rtype: &str,
+    codes: &[(&str, &str)],
+) -> Option<&'a Value> {
+    let before: std::collections::HashSet<&str> = old["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["fullUrl"].as_str())
+        .collect();
+    let mut found = new["entry"].as_array()?.iter().filter(|e| {
+        e["resource"]["resourceType"] == rtype
+            && e["fullUrl"].as_str().is_some_and(|f| !before.contains(f))
+            && codings(&e["resource"]).any(|(s, c, _)| codes.contains(&(s, c)))
+    });
+    match (found.next(), found.next()) {
+        (Some(one), None) => Some(one),
+        _ => None,
+    }
+}
+
+/// The (system, code) pairs of a resource's `code`.
+pub fn codes_of(resource: &Value) -> Vec<(&str, &str)> {
+    codings(resource).map(|(s, c, _)| (s, c)).collect()
+}
+
 fn empty_baseline(date: &RecordDate) -> Baseline {
     Baseline {
         date: date.clone(),

@@ -55,7 +55,11 @@ pub fn capability_statement(started: &str, token_url: Option<&str>) -> Value {
         "rest": [{
             "mode": "server",
             "security": security,
-            "documentation": "Resources are made from registry records (POST /registry/records) and are read-only here.",
+            "documentation": "Resources are made from registry records (POST /registry/records) and are read-only here. A transaction or batch posted to the base adds findings (Observations, Conditions, Procedures about a Patient held here) to that Patient's registry record, as its next version; a transaction is all or nothing.",
+            "interaction": [
+                {"code": "transaction", "documentation": "Entries POST findings about a Patient held here; they map back onto its registry record. All or nothing."},
+                {"code": "batch", "documentation": "As transaction, each entry on its own."}
+            ],
             "resource": super::fhir_rest::TYPES.iter().map(|t| json!({
                 "type": t,
                 "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}, {"code": "search-type"}],
@@ -216,62 +220,4 @@ pub async fn convert(
             Err(ApiError::issues(status, r.issues))
         }
     }
-}
-
-/// `POST /fhir`: inbound batch or transaction Bundles. Records map to FHIR, but no FHIR
-/// resource maps back onto a registry record yet, so a valid Bundle gets 422 naming each
-/// entry that cannot be taken (and an invalid one its validation issues). Nothing is stored.
-pub async fn batch(
-    req: HttpRequest,
-    body: web::Bytes,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    format(&req)?;
-    let v = json_body(&req, &body)?;
-    if v["resourceType"] != "Bundle" || !matches!(v["type"].as_str(), Some("batch" | "transaction"))
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid",
-            "bundle-type",
-            "POST /fhir takes a batch or transaction Bundle.",
-        ));
-    }
-    let entries = v["entry"].as_array().map(Vec::as_slice).unwrap_or_default();
-    if entries.len() > state.max_batch {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-costly",
-            "batch-too-large",
-            &format!("At most {} entries per Bundle.", state.max_batch),
-        ));
-    }
-    let issues = state.validator.validate(&v, None);
-    if has_errors(&issues) {
-        return Err(ApiError::issues(StatusCode::UNPROCESSABLE_ENTITY, issues));
-    }
-    let issues: Vec<OutcomeIssue> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| OutcomeIssue {
-            severity: "error",
-            code: "not-supported",
-            detail: "no-reverse-mapping".into(),
-            diagnostics: format!(
-                "Engraft has no mapping from {} back to registry records; send registry records to POST /registry/records.",
-                e["resource"]["resourceType"].as_str().unwrap_or("this entry")
-            ),
-            expression: format!("Bundle.entry[{i}].resource"),
-            location: None,
-        })
-        .collect();
-    if issues.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "required",
-            "empty-bundle",
-            "The Bundle has no entries.",
-        ));
-    }
-    Err(ApiError::issues(StatusCode::UNPROCESSABLE_ENTITY, issues))
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod error;
 pub mod fhir_ops;
 pub mod fhir_rest;
+pub mod inbound;
 pub mod metrics;
 pub mod negotiate;
 pub mod ops;
@@ -110,7 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ),
         )
         .service(resource("/fhir/$convert").route(web::post().to(fhir_ops::convert)))
-        .service(resource("/fhir").route(web::post().to(fhir_ops::batch)))
+        .service(resource("/fhir").route(web::post().to(inbound::batch)))
         .service(resource("/registry/records").route(web::post().to(registry::create)))
         .service(resource("/registry/submissions").route(web::post().to(submissions::create)))
         .service(resource("/registry/submissions/{id}").route(web::get().to(submissions::read)))

@@ -357,7 +357,7 @@ pub async fn replace(
     }
     let w = state
         .store
-        .update(&id, expected, &p, &super::auth::actor(&req))
+        .update(expected, &p, &super::auth::actor(&req))
         .await
         .map_err(store_error)?;
     state.metrics.records.with_label_values(&["accepted"]).inc();

@@ -67,7 +67,7 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/fhir",
         need: Some(("Bundle", C)),
-        summary: "Inbound batch/transaction Bundles (422 until a reverse mapping exists).",
+        summary: "Inbound transaction/batch Bundles of findings, mapped back onto registry records.",
     },
     Route {
         method: "POST",

@@ -236,25 +236,52 @@ impl SqlStore {
         Ok(out)
     }
 
-    /// Replaces record `id` at `expected` version with `p` (its next version).
+    /// Replaces record `p.id` at `expected` version with `p` (its next version).
     pub async fn update(
         &self,
-        id: &str,
         expected: i64,
         p: &Prepared,
         actor: &str,
     ) -> Result<Written, StoreError> {
+        let mut w = self.update_many(&[(expected, p)], actor, "update").await?;
+        Ok(w.remove(0))
+    }
+
+    /// Replaces several records, each `(expected version, next version)`, in ONE
+    /// transaction: all of them, or (a stale version, any error) none. `action` names the
+    /// write in the audit log.
+    pub async fn update_many(
+        &self,
+        updates: &[(i64, &Prepared)],
+        actor: &str,
+        action: &str,
+    ) -> Result<Vec<Written>, StoreError> {
         let at = now();
         let mut tx = self.writer.begin().await?;
-        let version = self.next_version(&mut tx, id, expected, p, &at).await?;
-        self.finish_write(&mut tx, p, version, false, &at, actor, "update")
-            .await?;
+        let mut out = Vec::with_capacity(updates.len());
+        for (expected, p) in updates {
+            let version = self.next_version(&mut tx, &p.id, *expected, p, &at).await?;
+            self.finish_write(&mut tx, p, version, false, &at, actor, action)
+                .await?;
+            out.push(Written {
+                id: p.id.clone(),
+                version,
+                updated_at: at.clone(),
+            });
+        }
         tx.commit().await?;
-        Ok(Written {
-            id: id.to_string(),
-            version,
-            updated_at: at,
-        })
+        Ok(out)
+    }
+
+    /// The record that holds live Patient `id`.
+    pub async fn record_of_patient(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT record FROM resources WHERE type = 'Patient' AND id = $1 AND deleted = 0",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?
+        .map(|r| r.get(0)))
     }
 
     /// Consent withdrawal: a tombstone version of the record; its resources are deleted (a

@@ -61,32 +61,13 @@ pub fn relevant_code<'a>(
     })
 }
 
-/// The resource of a record's new Bundle (`new`, after review item `r` was applied) that stands
-/// for the EHR's own resource: the one entry of the item's type, coded with the item's code,
-/// that the old Bundle did not have. As a ledger row it makes the destination's resource
-/// count as that resource there (`matched`: referenced, never sent or deleted), so the data
-/// the EHR gave is not sent back to it as a copy. None when the change made no new resource
-/// (a changed value) or when it is not one resource.
+/// The ledger row that makes the EHR's own resource stand for the one review item `r` added
+/// to its record (`old` and `new`: the record's Bundle before and after): `matched`, so it is
+/// referenced, never sent or deleted, and the data the EHR gave is not sent back to it as a
+/// copy. None when the change made no new resource (a changed value) or not exactly one.
 pub fn stand_in(old: &Value, new: &Value, r: &Review) -> Option<ledger::Row> {
-    let (system, code) = r.code.split_once('|')?;
-    let before: HashSet<&str> = old["entry"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e["fullUrl"].as_str())
-        .collect();
-    let mut found = new["entry"].as_array()?.iter().filter(|e| {
-        e["resource"]["resourceType"] == r.resource_type.as_str()
-            && e["fullUrl"].as_str().is_some_and(|f| !before.contains(f))
-            && e["resource"]["code"]["coding"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["system"] == system && c["code"] == code)
-    });
-    let (one, None) = (found.next()?, found.next()) else {
-        return None;
-    };
+    let code = r.code.split_once('|')?;
+    let one = crate::reverse::made(old, new, &r.resource_type, &[code])?;
     Some((
         ledger::local_key(one)?,
         ledger::Held {

@@ -108,9 +108,14 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
             let mut refs = Vec::new();
             references(r, &format!("{ex}.resource"), &mut refs);
             for (expr, reference) in refs {
+                // A `urn:` reference means nothing outside the Bundle. A relative one
+                // (`Patient/123`) must resolve in a document; in a transaction or batch it may
+                // name a resource the receiving server already holds.
                 let local = reference.starts_with("urn:uuid:")
                     || reference.starts_with("urn:oid:")
-                    || (!reference.contains("://") && !reference.starts_with('#'));
+                    || (ty == "document"
+                        && !reference.contains("://")
+                        && !reference.starts_with('#'));
                 let conditional = reference.contains('?');
                 if local
                     && !conditional
@@ -176,7 +181,7 @@ mod tests {
     fn duplicate_full_urls_missing_requests_and_dangling_references() {
         let b = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
             {"fullUrl": "urn:uuid:a", "resource": {"resourceType": "Patient"}, "request": {"method": "POST", "url": "Patient"}},
-            {"fullUrl": "urn:uuid:a", "resource": {"resourceType": "Observation", "subject": {"reference": "urn:uuid:b"}, "performer": [{"reference": "Patient?identifier=x|y"}]}}
+            {"fullUrl": "urn:uuid:a", "resource": {"resourceType": "Observation", "subject": {"reference": "urn:uuid:b"}, "performer": [{"reference": "Patient?identifier=x|y"}], "basedOn": [{"reference": "ServiceRequest/held-by-the-server"}]}}
         ]});
         let got: Vec<(String, String)> = validate(&b, &index(&b))
             .into_iter()

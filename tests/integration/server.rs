@@ -13,7 +13,7 @@ use engraft::validation::Validator;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{fixtures, read_json, root};
+use crate::helpers::{fixtures, get_json, read_json, root};
 
 /// The base URL the test servers are configured with (the `aud` of their tokens).
 pub(crate) const BASE_URL: &str = "https://engraft.test";
@@ -371,32 +371,201 @@ async fn validate_takes_raw_resources_and_parameters() {
     assert_eq!(outcome(res, StatusCode::BAD_REQUEST).await, ["parameters"]);
 }
 
+/// An inbound Bundle of `kind` with `entries` (resource, method).
+fn inbound(kind: &str, entries: &[(Value, &str)]) -> Value {
+    json!({
+        "resourceType": "Bundle",
+        "type": kind,
+        "entry": entries.iter().map(|(r, m)| json!({
+            "resource": r,
+            "request": {"method": m, "url": r["resourceType"]},
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn post_fhir(s: &Server, bundle: &Value) -> reqwest::Response {
+    authed_client()
+        .post(s.url("/fhir"))
+        .header("content-type", "application/fhir+json")
+        .body(bundle.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn record_version(s: &Server, id: &str) -> String {
+    let res = authed_client()
+        .get(s.url(&format!("/registry/records/{id}")))
+        .send()
+        .await
+        .unwrap();
+    res.headers()["etag"].to_str().unwrap().to_string()
+}
+
 #[tokio::test]
-async fn inbound_bundles_are_refused_entry_by_entry_until_a_reverse_mapping_exists() {
+async fn inbound_bundles_map_back_onto_registry_records_all_or_nothing() {
     let s = Server::start(&[]);
     let c = authed_client();
-    let golden = read_json(&fixtures("bundles").join("ms-rrms-auto-beam-atg.json"));
-    let n = golden["entry"].as_array().unwrap().len();
-    let res = c
-        .post(s.url("/fhir"))
-        .header("content-type", "application/fhir+json")
-        .body(golden.to_string())
-        .send()
-        .await
-        .unwrap();
-    let codes = outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-    assert_eq!(codes.len(), n);
-    assert!(codes.iter().all(|c| c == "no-reverse-mapping"));
-    let invalid = read_json(&fixtures("invalid/fhir").join("bundle-without-timestamp.json"));
-    let res = c
-        .post(s.url("/fhir"))
-        .header("content-type", "application/fhir+json")
-        .body(invalid.to_string())
-        .send()
-        .await
-        .unwrap();
+    let id = crate::sync::post_record(&s, &serde_json::from_str(&record_text()).unwrap()).await;
+    let patients = get_json(&c, &s.url("/fhir/Patient")).await;
+    let patient = format!(
+        "Patient/{}",
+        patients["entry"][0]["resource"]["id"].as_str().unwrap()
+    );
+    let obs = |system: &str, code: &str, date: &str, value: Value| {
+        let mut o = json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": system, "code": code}]},
+            "subject": {"reference": patient},
+            "effectiveDateTime": date,
+        });
+        o.as_object_mut()
+            .unwrap()
+            .extend(value.as_object().unwrap().clone());
+        o
+    };
+    let anc = obs(
+        "http://loinc.org",
+        "751-8",
+        "2020-03-02",
+        json!({"valueQuantity": {"value": 1.9, "unit": "10^9/L", "system": "http://unitsofmeasure.org", "code": "10*9/L"}}),
+    );
+    let edss = obs(
+        "https://engraft.dev/fhir/CodeSystem/engraft-observation",
+        "edss",
+        "2019-12-12",
+        json!({"valueQuantity": {"value": 2.5, "system": "http://unitsofmeasure.org", "code": "{score}"}}),
+    );
+    let sle = json!({
+        "resourceType": "Condition",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "55464009"}]},
+        "subject": {"reference": patient},
+        "onsetDateTime": "2021-01-01",
+    });
+
+    // One entry the record has no place for: the whole transaction is refused, nothing changes.
+    let res = post_fhir(
+        &s,
+        &inbound(
+            "transaction",
+            &[
+                (anc.clone(), "POST"),
+                (edss.clone(), "POST"),
+                (sle.clone(), "POST"),
+            ],
+        ),
+    )
+    .await;
     assert_eq!(
         outcome(res, StatusCode::UNPROCESSABLE_ENTITY).await,
+        ["other-disease"]
+    );
+    assert_eq!(record_version(&s, &id).await, "W/\"1\"");
+
+    // Without it: one new record version holding both findings.
+    let res = post_fhir(
+        &s,
+        &inbound(
+            "transaction",
+            &[(anc.clone(), "POST"), (edss.clone(), "POST")],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["type"], "transaction-response");
+    let first = &answer["entry"][0]["response"];
+    assert_eq!(first["status"], "201 Created", "{answer}");
+    assert_eq!(
+        answer["entry"][1]["response"]["status"], "200 OK",
+        "the EDSS of Y1 changed: {answer}"
+    );
+    assert_eq!(record_version(&s, &id).await, "W/\"2\"");
+    let made = get_json(
+        &c,
+        &s.url(&format!("/fhir/{}", first["location"].as_str().unwrap())),
+    )
+    .await;
+    assert_eq!(made["code"]["coding"][0]["code"], "751-8");
+    assert_eq!(made["subject"]["reference"], patient);
+    let rec = get_json(&c, &s.url(&format!("/registry/records/{id}"))).await;
+    let y1 = rec["followUps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["timePoint"] == "Y1")
+        .unwrap();
+    assert_eq!(
+        y1["scores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["scale"] == "edss")
+            .unwrap()["value"],
+        2.5
+    );
+
+    // A batch takes each entry on its own.
+    let stranger = json!({"reference": "Patient/00000000-0000-4000-8000-000000000000"});
+    let mut lost = anc.clone();
+    lost["subject"] = stranger;
+    let res = post_fhir(
+        &s,
+        &inbound(
+            "batch",
+            &[(anc.clone(), "POST"), (lost, "POST"), (anc.clone(), "PUT")],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.unwrap();
+    assert_eq!(answer["type"], "batch-response");
+    let statuses: Vec<&str> = answer["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "200 OK",
+            "422 Unprocessable Entity",
+            "422 Unprocessable Entity"
+        ]
+    );
+    let codes: Vec<&str> = answer["entry"].as_array().unwrap()[1..]
+        .iter()
+        .map(|e| {
+            e["response"]["outcome"]["issue"][0]["details"]["coding"][0]["code"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(codes, ["unknown-patient", "method-not-supported"]);
+    assert_eq!(
+        record_version(&s, &id).await,
+        "W/\"2\"",
+        "the ANC was there already"
+    );
+
+    // Engraft's own Bundles are not findings about a held Patient: every entry says why.
+    let golden = read_json(&fixtures("bundles").join("ms-rrms-auto-beam-atg.json"));
+    let n = golden["entry"].as_array().unwrap().len();
+    let codes = outcome(
+        post_fhir(&s, &golden).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(codes.len(), n, "{codes:?}");
+    let invalid = read_json(&fixtures("invalid/fhir").join("bundle-without-timestamp.json"));
+    assert_eq!(
+        outcome(
+            post_fhir(&s, &invalid).await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        )
+        .await,
         ["profile-cardinality"]
     );
     let res = c
