@@ -389,70 +389,13 @@ pub fn apply(
     let mut patch = Vec::new();
     let date = match finding {
         Finding::Lab { date, lab } => {
-            let same =
-                |l: &Lab| l.test == lab.test && l.date.as_ref().is_none_or(|d| same_day(d, date));
-            let changed = place(
-                &mut next,
-                date,
-                true,
-                &mut patch,
-                |labs: &mut Vec<Lab>, ptr| match labs.iter().position(same) {
-                    Some(k) if labs[k].value == lab.value && labs[k].unit == lab.unit => None,
-                    Some(k) => {
-                        labs[k] = Lab {
-                            date: labs[k].date.clone(),
-                            ..lab.clone()
-                        };
-                        Some(
-                            json!({"op": "replace", "path": format!("{ptr}/labs/{k}"), "value": to_value(&labs[k])}),
-                        )
-                    }
-                    None => {
-                        labs.push(lab.clone());
-                        Some(
-                            json!({"op": "add", "path": format!("{ptr}/labs/-"), "value": to_value(lab)}),
-                        )
-                    }
-                },
-                |v| &mut v.labs,
-                |f| &mut f.labs,
-            )?;
-            if !changed {
+            if !put(&mut next, date, lab, &mut patch)? {
                 return Ok(Applied::AlreadyThere);
             }
             date.clone()
         }
         Finding::Score { date, score } => {
-            let same = |s: &Score| {
-                s.scale == score.scale && s.date.as_ref().is_none_or(|d| same_day(d, date))
-            };
-            let changed = place(
-                &mut next,
-                date,
-                true,
-                &mut patch,
-                |scores: &mut Vec<Score>, ptr| match scores.iter().position(same) {
-                    Some(k) if scores[k].value == score.value => None,
-                    Some(k) => {
-                        scores[k] = Score {
-                            date: scores[k].date.clone(),
-                            ..score.clone()
-                        };
-                        Some(
-                            json!({"op": "replace", "path": format!("{ptr}/scores/{k}"), "value": to_value(&scores[k])}),
-                        )
-                    }
-                    None => {
-                        scores.push(score.clone());
-                        Some(
-                            json!({"op": "add", "path": format!("{ptr}/scores/-"), "value": to_value(score)}),
-                        )
-                    }
-                },
-                |v| &mut v.scores,
-                |f| &mut f.scores,
-            )?;
-            if !changed {
+            if !put(&mut next, date, score, &mut patch)? {
                 return Ok(Applied::AlreadyThere);
             }
             date.clone()
@@ -653,51 +596,114 @@ fn unscheduled(date: &RecordDate) -> FollowUp {
     }
 }
 
-/// Puts an item into the list (`baseline` or `follow_up` picks it) of the visit of `date`:
-/// `edit` changes an existing visit's list and returns its patch operation, or `None` when
-/// the list already says this; a new visit is added whole. Returns whether anything changed.
-#[allow(clippy::too_many_arguments)]
-fn place<T: Clone>(
+/// What a visit lists by test or scale (labs, scores).
+trait Listed: Clone + serde::Serialize {
+    /// The list's name in the record (`labs`).
+    const LIST: &'static str;
+    /// The same test or scale, on `day` (an item without a date of its own is the visit's).
+    fn same_item(&self, other: &Self, day: &RecordDate) -> bool;
+    fn same_value(&self, other: &Self) -> bool;
+    /// `self` with the date `held` had.
+    fn dated_as(&self, held: &Self) -> Self;
+    fn in_baseline(b: &mut Baseline) -> &mut Vec<Self>;
+    fn in_follow_up(f: &mut FollowUp) -> &mut Vec<Self>;
+}
+
+impl Listed for Lab {
+    const LIST: &'static str = "labs";
+    fn same_item(&self, other: &Self, day: &RecordDate) -> bool {
+        self.test == other.test && self.date.as_ref().is_none_or(|d| same_day(d, day))
+    }
+    fn same_value(&self, other: &Self) -> bool {
+        self.value == other.value && self.unit == other.unit
+    }
+    fn dated_as(&self, held: &Self) -> Self {
+        Lab {
+            date: held.date.clone(),
+            ..self.clone()
+        }
+    }
+    fn in_baseline(b: &mut Baseline) -> &mut Vec<Self> {
+        &mut b.labs
+    }
+    fn in_follow_up(f: &mut FollowUp) -> &mut Vec<Self> {
+        &mut f.labs
+    }
+}
+
+impl Listed for Score {
+    const LIST: &'static str = "scores";
+    fn same_item(&self, other: &Self, day: &RecordDate) -> bool {
+        self.scale == other.scale && self.date.as_ref().is_none_or(|d| same_day(d, day))
+    }
+    fn same_value(&self, other: &Self) -> bool {
+        self.value == other.value
+    }
+    fn dated_as(&self, held: &Self) -> Self {
+        Score {
+            date: held.date.clone(),
+            ..self.clone()
+        }
+    }
+    fn in_baseline(b: &mut Baseline) -> &mut Vec<Self> {
+        &mut b.scores
+    }
+    fn in_follow_up(f: &mut FollowUp) -> &mut Vec<Self> {
+        &mut f.scores
+    }
+}
+
+/// Puts `item` into the list of the visit of `date` (the baseline, a follow-up, or a new
+/// one): added, or replacing the same test's other value. Returns whether anything changed.
+fn put<T: Listed>(
     next: &mut Record,
     date: &RecordDate,
-    baseline_allowed: bool,
+    item: &T,
     patch: &mut Vec<Value>,
-    edit: impl FnOnce(&mut Vec<T>, &str) -> Option<Value>,
-    baseline: impl Fn(&mut Baseline) -> &mut Vec<T>,
-    follow_up: impl Fn(&mut FollowUp) -> &mut Vec<T>,
 ) -> Result<bool, NotApplicable> {
-    let op = match visit(next, date, baseline_allowed)? {
+    let list = T::LIST;
+    let edit = |items: &mut Vec<T>, ptr: &str| match items
+        .iter()
+        .position(|h| h.same_item(item, date))
+    {
+        Some(k) if items[k].same_value(item) => None,
+        Some(k) => {
+            items[k] = item.dated_as(&items[k]);
+            Some(
+                json!({"op": "replace", "path": format!("{ptr}/{list}/{k}"), "value": to_value(&items[k])}),
+            )
+        }
+        None => {
+            items.push(item.clone());
+            Some(json!({"op": "add", "path": format!("{ptr}/{list}/-"), "value": to_value(item)}))
+        }
+    };
+    let op = match visit(next, date, true)? {
         Visit::Baseline => {
             let b = next.baseline.as_mut().expect("baseline found");
-            edit(baseline(b), "/baseline")
+            edit(T::in_baseline(b), "/baseline")
         }
         Visit::FollowUp(i) => edit(
-            follow_up(&mut next.follow_ups[i]),
+            T::in_follow_up(&mut next.follow_ups[i]),
             &format!("/followUps/{i}"),
         ),
         Visit::NewBaseline => {
             let mut b = empty_baseline(date);
-            edit(baseline(&mut b), "/baseline");
+            T::in_baseline(&mut b).push(item.clone());
             let op = json!({"op": "add", "path": "/baseline", "value": to_value(&b)});
             next.baseline = Some(b);
             Some(op)
         }
         Visit::NewFollowUp(at) => {
             let mut f = unscheduled(date);
-            edit(follow_up(&mut f), "");
+            T::in_follow_up(&mut f).push(item.clone());
             let op =
                 json!({"op": "add", "path": format!("/followUps/{at}"), "value": to_value(&f)});
             next.follow_ups.insert(at, f);
             Some(op)
         }
     };
-    Ok(match op {
-        Some(op) => {
-            patch.push(op);
-            true
-        }
-        None => false,
-    })
+    Ok(op.map(|op| patch.push(op)).is_some())
 }
 
 #[cfg(test)]

@@ -145,8 +145,8 @@ async fn apply(
             ));
         };
         let version = record.version;
-        let mut any = false;
-        for r in &reads {
+        let mut applied = Vec::new();
+        for r in reads {
             match reverse::apply(Terminology::bundled(), &record, &r.finding) {
                 Ok(Applied::AlreadyThere) => done.push(Done {
                     index: r.index,
@@ -156,7 +156,7 @@ async fn apply(
                 }),
                 Ok(Applied::Changed { record: next, .. }) => {
                     record = *next;
-                    any = true;
+                    applied.push(r);
                 }
                 Err(na) => issues.push(issue(
                     r.index,
@@ -167,10 +167,10 @@ async fn apply(
                 )),
             }
         }
-        if any {
+        if !applied.is_empty() {
             // One new version for all of this record's entries.
             record.version = version + 1;
-            changed.push((stored, record, reads));
+            changed.push((stored, record, applied));
         }
     }
     if !issues.is_empty() {

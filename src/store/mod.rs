@@ -12,6 +12,7 @@
 //! (optimistic concurrency), so two processes cannot both win.
 
 pub mod deliveries;
+mod group;
 pub mod prepare;
 pub mod registry;
 pub mod reviews;

@@ -28,6 +28,8 @@ pub struct SqlStore {
     pub backend: Backend,
     /// Destinations every write enqueues a delivery for (none: one row with destination '').
     destinations: std::sync::Arc<Vec<String>>,
+    /// SQLite: new records are written in group commits.
+    group: Option<super::group::Group>,
 }
 
 /// An instant as stored: ISO 8601 UTC with milliseconds (sorts as text).
@@ -136,6 +138,7 @@ impl SqlStore {
             SQLITE_MIGRATIONS.run(&writer).await?;
             let reader = options(false).max_connections(4).connect(&url).await?;
             Ok(SqlStore {
+                group: Some(super::group::Group::start(writer.clone())),
                 writer,
                 reader,
                 backend: Backend::Sqlite,
@@ -153,6 +156,7 @@ impl SqlStore {
                 reader: pool,
                 backend: Backend::Postgres,
                 destinations: Default::default(),
+                group: None,
             })
         } else {
             Err(StoreError::UnsupportedUrl)
@@ -180,25 +184,43 @@ impl SqlStore {
     }
 
     /// Stores several new records in ONE transaction: all of them, or (on any error) none.
+    /// On SQLite the write joins the next group commit ([`super::group`]): it is answered
+    /// once the transaction holding it has committed.
     pub async fn create_many(
         &self,
         ps: &[Prepared],
         actor: &str,
     ) -> Result<Vec<Written>, StoreError> {
+        if let Some(group) = &self.group {
+            return group.create(self, ps, actor).await;
+        }
         let at = now();
         let mut tx = self.writer.begin().await?;
+        let out = self.create_in(&mut tx, ps, actor, &at).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The writes of [`SqlStore::create_many`] in `tx`.
+    pub(super) async fn create_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        ps: &[Prepared],
+        actor: &str,
+        at: &str,
+    ) -> Result<Vec<Written>, StoreError> {
         let mut out = Vec::with_capacity(ps.len());
         for p in ps {
             let current: Option<(i64, i64)> =
                 sqlx::query("SELECT version, deleted FROM records WHERE id = $1")
                     .bind(&p.id)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?
                     .map(|r| (r.get(0), r.get(1)));
             let version = match current {
                 Some((_, 0)) => return Err(StoreError::Exists(p.id.clone())),
                 // A withdrawn record submitted again: its next version.
-                Some((v, _)) => self.next_version(&mut tx, &p.id, v, p, &at).await?,
+                Some((v, _)) => self.next_version(tx, &p.id, v, p, at).await?,
                 None => {
                     let inserted = sqlx::query(
                         "INSERT INTO records (id, version, registry, record_id, deleted, record, bundle, report, updated_at) \
@@ -210,8 +232,8 @@ impl SqlStore {
                     .bind(&p.record)
                     .bind(&p.bundle)
                     .bind(&p.report)
-                    .bind(&at)
-                    .execute(&mut *tx)
+                    .bind(at)
+                    .execute(&mut **tx)
                     .await;
                     match inserted {
                         Err(e) if is_unique_violation(&e) => {
@@ -224,15 +246,14 @@ impl SqlStore {
                     1
                 }
             };
-            self.finish_write(&mut tx, p, version, false, &at, actor, "create")
+            self.finish_write(tx, p, version, false, at, actor, "create")
                 .await?;
             out.push(Written {
                 id: p.id.clone(),
                 version,
-                updated_at: at.clone(),
+                updated_at: at.to_string(),
             });
         }
-        tx.commit().await?;
         Ok(out)
     }
 

@@ -506,6 +506,29 @@ async fn inbound_bundles_map_back_onto_registry_records_all_or_nothing() {
         2.5
     );
 
+    // What the record already holds and something new, in one transaction: one answer each.
+    let platelets = obs(
+        "http://loinc.org",
+        "777-3",
+        "2020-03-02",
+        json!({"valueQuantity": {"value": 180, "unit": "10^9/L", "system": "http://unitsofmeasure.org", "code": "10*9/L"}}),
+    );
+    let res = post_fhir(
+        &s,
+        &inbound("transaction", &[(anc.clone(), "POST"), (platelets, "POST")]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let answer: Value = res.json().await.unwrap();
+    let statuses: Vec<&str> = answer["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["response"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["200 OK", "201 Created"], "{answer}");
+    assert_eq!(record_version(&s, &id).await, "W/\"3\"");
+
     // A batch takes each entry on its own.
     let stranger = json!({"reference": "Patient/00000000-0000-4000-8000-000000000000"});
     let mut lost = anc.clone();
@@ -546,7 +569,7 @@ async fn inbound_bundles_map_back_onto_registry_records_all_or_nothing() {
     assert_eq!(codes, ["unknown-patient", "method-not-supported"]);
     assert_eq!(
         record_version(&s, &id).await,
-        "W/\"2\"",
+        "W/\"3\"",
         "the ANC was there already"
     );
 

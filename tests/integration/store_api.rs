@@ -610,7 +610,61 @@ async fn delivery_leases_are_fenced(b: &Backend) {
     assert_eq!(status[0].delivered, 1);
 }
 
+/// Concurrent creates (on SQLite: gathered into group commits) each get exactly their own
+/// outcome: a request whose second record already exists fails whole, with nothing of its
+/// first record written, while every other request is stored.
+async fn concurrent_creates_get_their_own_outcomes(b: &Backend) {
+    use engraft::store::{Prepared, StoreError};
+    let store = SqlStore::open(&b.url())
+        .await
+        .unwrap()
+        .with_destinations(vec!["ehr".into()]);
+    let prepared = |n: &str| Prepared {
+        id: format!("group-{n}"),
+        registry: "test".into(),
+        record_id: format!("GROUP-{n}"),
+        record: "{}".into(),
+        bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
+        report: "{}".into(),
+        resources: Vec::new(),
+    };
+    store.create(&prepared("held"), "test").await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let (store, p) = (store.clone(), prepared(&i.to_string()));
+        tasks.spawn(async move { (i, store.create_many(&[p], "test").await) });
+    }
+    let (s2, pair) = (store.clone(), [prepared("pair-new"), prepared("held")]);
+    tasks.spawn(async move { (-1, s2.create_many(&pair, "test").await) });
+    let mut stored = 0;
+    while let Some(done) = tasks.join_next().await {
+        match done.unwrap() {
+            (-1, Err(StoreError::Exists(id))) => assert_eq!(id, "group-held"),
+            (-1, other) => panic!("the pair must fail whole: {other:?}"),
+            (_, Ok(w)) => {
+                assert_eq!(w.len(), 1);
+                stored += 1;
+            }
+            (i, Err(e)) => panic!("request {i} failed: {e}"),
+        }
+    }
+    assert_eq!(stored, 40);
+    assert!(matches!(
+        store.record("group-pair-new").await,
+        Err(StoreError::NotFound)
+    ));
+    let c = store.counts().await.unwrap();
+    assert_eq!(
+        (c.records, c.record_versions, c.outbox, c.audit),
+        (41, 41, 41, 41)
+    );
+}
+
 both_backends!(delivery_leases_are_fenced_on, delivery_leases_are_fenced);
+both_backends!(
+    concurrent_creates_on,
+    concurrent_creates_get_their_own_outcomes
+);
 both_backends!(replay_cache_is_shared_on, replay_cache_is_shared);
 both_backends!(registry_round_trip_on, registry_round_trip);
 both_backends!(bad_input_changes_nothing_on, bad_input_changes_nothing);
