@@ -660,7 +660,134 @@ async fn concurrent_creates_get_their_own_outcomes(b: &Backend) {
     );
 }
 
+/// Accepting a review item writes the record's next version, the decision and the ledger
+/// link in one transaction; a stale record version or an item decided meanwhile writes none
+/// of them.
+async fn review_decisions_are_one_transaction(b: &Backend) {
+    use engraft::store::{Decision, NewReview, Prepared, StoreError};
+    use engraft::sync::ledger::Held;
+    let store = SqlStore::open(&b.url())
+        .await
+        .unwrap()
+        .with_destinations(vec!["ehr".into()]);
+    let prepared = |record: &str| Prepared {
+        id: "reviewed".into(),
+        registry: "test".into(),
+        record_id: "REVIEWED-1".into(),
+        record: record.into(),
+        bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
+        report: "{}".into(),
+        resources: Vec::new(),
+    };
+    store.create(&prepared("{}"), "test").await.unwrap();
+    let item = |n: u32| NewReview {
+        destination: "ehr".into(),
+        record: "reviewed".into(),
+        remote: format!("Observation/ehr-{n}"),
+        remote_version: "1".into(),
+        resource_type: "Observation".into(),
+        code: "http://loinc.org|751-8".into(),
+        display: None,
+        resource: "{}".into(),
+    };
+    assert_eq!(
+        store
+            .queue_reviews("ehr", "Observation", &[item(1), item(2)], &[])
+            .await
+            .unwrap(),
+        2
+    );
+    let ids: Vec<i64> = store
+        .reviews(Some("proposed"), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let link = (
+        ("Observation".to_string(), "local-1".to_string()),
+        Held {
+            remote: "Observation/ehr-1".into(),
+            version: Some("1".into()),
+            hash: "h".into(),
+            matched: true,
+        },
+    );
+    let patch = r#"[{"op":"add","path":"/x","value":1}]"#;
+    // A stale record version: nothing is written, the item stays proposed.
+    let stale = store
+        .apply_review(
+            ids[0],
+            "reviewed",
+            7,
+            &prepared(r#"{"v":2}"#),
+            patch,
+            Some(("ehr", &link)),
+            "dm",
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::VersionConflict { current: 1 })),
+        "{stale:?}"
+    );
+    assert_eq!(store.reviews(Some("proposed"), 10).await.unwrap().len(), 2);
+    assert!(store.ledger("ehr", "reviewed").await.unwrap().is_empty());
+    let r = store
+        .apply_review(
+            ids[0],
+            "reviewed",
+            1,
+            &prepared(r#"{"v":2}"#),
+            patch,
+            Some(("ehr", &link)),
+            "dm",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r.status.as_str(),
+            r.outcome.as_deref(),
+            r.record_version,
+            r.decided_by.as_deref()
+        ),
+        ("accepted", Some("applied"), Some(2), Some("dm"))
+    );
+    assert_eq!(r.patch.unwrap()[0]["path"], "/x");
+    assert_eq!(store.record("reviewed").await.unwrap().version, 2);
+    let ledger = store.ledger("ehr", "reviewed").await.unwrap();
+    assert!(ledger[&link.0].matched);
+    // Decided once: a second acceptance writes nothing.
+    let again = store
+        .apply_review(
+            ids[0],
+            "reviewed",
+            2,
+            &prepared(r#"{"v":3}"#),
+            patch,
+            None,
+            "dm",
+        )
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::Exists(ref s)) if s == "accepted"),
+        "{again:?}"
+    );
+    assert_eq!(store.record("reviewed").await.unwrap().version, 2);
+    let manual = Decision {
+        status: "accepted",
+        outcome: Some("manual"),
+        actor: "dm",
+    };
+    let r = store.decide_review(ids[1], manual).await.unwrap();
+    assert_eq!(
+        (r.outcome.as_deref(), r.record_version),
+        (Some("manual"), None)
+    );
+}
+
 both_backends!(delivery_leases_are_fenced_on, delivery_leases_are_fenced);
+both_backends!(review_decisions_on, review_decisions_are_one_transaction);
 both_backends!(
     concurrent_creates_on,
     concurrent_creates_get_their_own_outcomes
