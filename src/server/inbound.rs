@@ -206,6 +206,11 @@ async fn apply(
             };
             (e.status, e.issues)
         })?;
+    state
+        .metrics
+        .records
+        .with_label_values(&["accepted"])
+        .inc_by(written.len() as u64);
     for ((stored, p, reads), w) in prepared.iter().zip(&written) {
         let old: Value = serde_json::from_str(&stored.bundle).unwrap_or_default();
         let new: Value = serde_json::from_str(&p.bundle).unwrap_or_default();

@@ -209,7 +209,7 @@ async fn accept(
     let new: Value = serde_json::from_str(&p.bundle).map_err(|_| ApiError::internal())?;
     let link = crate::sync::pull::stand_in(&old, &new, &r);
     let patch = Value::Array(patch).to_string();
-    Ok(state
+    let applied = state
         .store
         .apply_review(
             id,
@@ -220,5 +220,9 @@ async fn accept(
             link.as_ref().map(|row| (r.destination.as_str(), row)),
             actor,
         )
-        .await)
+        .await;
+    if applied.is_ok() {
+        state.metrics.records.with_label_values(&["accepted"]).inc();
+    }
+    Ok(applied)
 }

@@ -573,6 +573,20 @@ async fn inbound_bundles_map_back_onto_registry_records_all_or_nothing() {
         "the ANC was there already"
     );
 
+    // Each new record version counts as an accepted record: the POST and two transactions.
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"engraft_records_total{outcome="accepted"} 3"#),
+        "{metrics}"
+    );
+
     // Engraft's own Bundles are not findings about a held Patient: every entry says why.
     let golden = read_json(&fixtures("bundles").join("ms-rrms-auto-beam-atg.json"));
     let n = golden["entry"].as_array().unwrap().len();
