@@ -337,6 +337,11 @@ fn same_day(a: &RecordDate, b: &RecordDate) -> bool {
     a.fhir_date() == b.fhir_date()
 }
 
+const PREDATES_DAY0: NotApplicable = na(
+    "before-transplant",
+    "The resource predates day 0 and no baseline assessment of that day is in the record; enter it by hand.",
+);
+
 /// Where a finding dated `date` goes: an assessment of the same day, or a new one.
 enum Visit {
     Baseline,
@@ -362,10 +367,7 @@ fn visit(rec: &Record, date: &RecordDate, baseline_allowed: bool) -> Result<Visi
         }
     }
     if before_day0 {
-        return Err(na(
-            "before-transplant",
-            "The resource predates day 0 and no baseline assessment of that day is in the record; enter it by hand.",
-        ));
+        return Err(PREDATES_DAY0);
     }
     let at = rec
         .follow_ups
@@ -450,7 +452,8 @@ pub fn apply(
                     patch.push(json!({"op": "add", "path": format!("/followUps/{at}"), "value": to_value(&f)}));
                     next.follow_ups.insert(at, f);
                 }
-                Visit::Baseline | Visit::NewBaseline => unreachable!("baseline not allowed"),
+                // Not offered when the baseline is not allowed; said as what it would mean.
+                Visit::Baseline | Visit::NewBaseline => return Err(PREDATES_DAY0),
             }
             date.clone()
         }

@@ -34,6 +34,20 @@ fn issue(i: usize, at: &str, code: &'static str, detail: &str, diagnostics: &str
     }
 }
 
+/// 422 with one issue of entry `i`.
+fn unprocessable(
+    i: usize,
+    at: &str,
+    code: &'static str,
+    detail: &str,
+    diagnostics: &str,
+) -> ApiError {
+    ApiError::issues(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        vec![issue(i, at, code, detail, diagnostics)],
+    )
+}
+
 /// One entry read: the record it changes and what it says.
 struct Read<'a> {
     index: usize,
@@ -44,18 +58,18 @@ struct Read<'a> {
 
 /// Reads entry `i`: a POST of an Observation, Condition or Procedure about a Patient Engraft
 /// holds, saying something the record model has a place for.
-async fn read<'a>(state: &AppState, i: usize, e: &'a Value) -> Result<Read<'a>, Vec<OutcomeIssue>> {
+async fn read<'a>(state: &AppState, i: usize, e: &'a Value) -> Result<Read<'a>, ApiError> {
     let method = e["request"]["method"].as_str().unwrap_or("POST");
     if method != "POST" {
-        return Err(vec![issue(i, "request.method", "not-supported", "method-not-supported",
-            "Inbound entries are findings to add to registry records: use POST (records are replaced with PUT /registry/records/{id}).")]);
+        return Err(unprocessable(i, "request.method", "not-supported", "method-not-supported",
+            "Inbound entries are findings to add to registry records: use POST (records are replaced with PUT /registry/records/{id})."));
     }
     let resource = &e["resource"];
     let finding = reverse::read(Terminology::bundled(), resource)
-        .map_err(|na| vec![issue(i, "resource", "not-supported", na.code, na.message)])?;
+        .map_err(|na| unprocessable(i, "resource", "not-supported", na.code, na.message))?;
     let unknown = || {
-        vec![issue(i, "resource.subject", "not-found", "unknown-patient",
-            "The subject must reference a Patient Engraft holds (Patient/{id}); registry records themselves are created with POST /registry/records.")]
+        unprocessable(i, "resource.subject", "not-found", "unknown-patient",
+            "The subject must reference a Patient Engraft holds (Patient/{id}); registry records themselves are created with POST /registry/records.")
     };
     let patient = resource["subject"]["reference"]
         .as_str()
@@ -66,7 +80,7 @@ async fn read<'a>(state: &AppState, i: usize, e: &'a Value) -> Result<Read<'a>, 
         .store
         .record_of_patient(patient)
         .await
-        .map_err(|e| vec![store_issue(i, e)])?
+        .map_err(|e| store_unavailable(i, e))?
         .ok_or_else(unknown)?;
     Ok(Read {
         index: i,
@@ -76,14 +90,17 @@ async fn read<'a>(state: &AppState, i: usize, e: &'a Value) -> Result<Read<'a>, 
     })
 }
 
-fn store_issue(i: usize, e: StoreError) -> OutcomeIssue {
+fn store_unavailable(i: usize, e: StoreError) -> ApiError {
     tracing::error!(error = %e, "store failure on an inbound entry");
-    issue(
-        i,
-        "resource",
-        "transient",
-        "store-unavailable",
-        "The store could not complete the request; retry later.",
+    ApiError::issues(
+        StatusCode::SERVICE_UNAVAILABLE,
+        vec![issue(
+            i,
+            "resource",
+            "transient",
+            "store-unavailable",
+            "The store could not complete the request; retry later.",
+        )],
     )
 }
 
@@ -101,8 +118,7 @@ async fn apply(
     state: &web::Data<AppState>,
     reads: Vec<Read<'_>>,
     actor: &str,
-) -> Result<Vec<Done>, (StatusCode, Vec<OutcomeIssue>)> {
-    let unprocessable = |issues| (StatusCode::UNPROCESSABLE_ENTITY, issues);
+) -> Result<Vec<Done>, ApiError> {
     let mut by_record: BTreeMap<String, Vec<Read>> = BTreeMap::new();
     for r in reads {
         by_record.entry(r.record.clone()).or_default().push(r);
@@ -125,24 +141,11 @@ async fn apply(
                 }));
                 continue;
             }
-            Err(e) => {
-                return Err((
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    vec![store_issue(reads[0].index, e)],
-                ))
-            }
+            Err(e) => return Err(store_unavailable(reads[0].index, e)),
         };
         let Ok(mut record) = serde_json::from_str::<Record>(&stored.record) else {
-            return Err((
-                StatusCode::INTERNAL_SERVER_ERROR,
-                vec![issue(
-                    reads[0].index,
-                    "resource",
-                    "exception",
-                    "internal",
-                    "The record could not be read.",
-                )],
-            ));
+            tracing::error!(record = %id, "a stored record does not read back");
+            return Err(ApiError::internal());
         };
         let version = record.version;
         let mut applied = Vec::new();
@@ -174,15 +177,14 @@ async fn apply(
         }
     }
     if !issues.is_empty() {
-        return Err(unprocessable(issues));
+        return Err(ApiError::issues(StatusCode::UNPROCESSABLE_ENTITY, issues));
     }
     let mut prepared = Vec::new();
     for (stored, record, reads) in changed {
         let st = state.clone();
         let p = web::block(move || super::registry::prepare_record(&st, record))
             .await
-            .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, Vec::new()))?
-            .map_err(|e| (e.status, e.issues))?;
+            .map_err(|_| ApiError::internal())??;
         prepared.push((stored, p, reads));
     }
     if prepared.is_empty() {
@@ -194,17 +196,14 @@ async fn apply(
         .store
         .update_many(&updates, actor, "fhir-inbound")
         .await
-        .map_err(|e| {
-            let e = match e {
-                StoreError::VersionConflict { .. } => ApiError::new(
-                    StatusCode::CONFLICT,
-                    "conflict",
-                    "record-changed",
-                    "A record changed while the Bundle was applied; send it again.",
-                ),
-                e => store_error(e),
-            };
-            (e.status, e.issues)
+        .map_err(|e| match e {
+            StoreError::VersionConflict { .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "record-changed",
+                "A record changed while the Bundle was applied; send it again.",
+            ),
+            e => store_error(e),
         })?;
     state
         .metrics
@@ -309,44 +308,46 @@ pub async fn batch(
     }
     let actor = super::auth::actor(&req);
     let mut reads = Vec::new();
-    let mut failed: Vec<(usize, Vec<OutcomeIssue>)> = Vec::new();
+    let mut failed: Vec<(usize, ApiError)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         match read(&state, i, e).await {
             Ok(r) => reads.push(r),
-            Err(list) => failed.push((i, list)),
+            Err(e) => failed.push((i, e)),
         }
     }
     let mut done: Vec<Done> = Vec::new();
     if transaction {
+        // A store failure answers as itself; otherwise every entry's problems in one 422.
+        if let Some(p) = failed
+            .iter()
+            .position(|(_, e)| e.status != StatusCode::UNPROCESSABLE_ENTITY)
+        {
+            return Err(failed.swap_remove(p).1);
+        }
         if !failed.is_empty() {
-            let all = failed.into_iter().flat_map(|(_, l)| l).collect();
+            let all = failed.into_iter().flat_map(|(_, e)| e.issues).collect();
             return Err(ApiError::issues(StatusCode::UNPROCESSABLE_ENTITY, all));
         }
-        done = apply(&state, reads, &actor)
-            .await
-            .map_err(|(status, issues)| match issues.is_empty() {
-                true => ApiError::internal(),
-                false => ApiError::issues(status, issues),
-            })?;
+        done = apply(&state, reads, &actor).await?;
     } else {
         for r in reads {
             let i = r.index;
             match apply(&state, vec![r], &actor).await {
                 Ok(d) => done.extend(d),
-                Err((_, issues)) => failed.push((i, issues)),
+                Err(e) => failed.push((i, e)),
             }
         }
     }
     let mut out: Vec<(usize, Value)> = done.iter().map(|d| (d.index, response_entry(d))).collect();
-    out.extend(failed.iter().map(|(i, issues)| {
-        let status = if issues.iter().any(|x| x.code == "transient") {
-            "503 Service Unavailable"
-        } else {
-            "422 Unprocessable Entity"
-        };
+    out.extend(failed.iter().map(|(i, e)| {
+        let status = format!(
+            "{} {}",
+            e.status.as_u16(),
+            e.status.canonical_reason().unwrap_or_default()
+        );
         (
             *i,
-            json!({"response": {"status": status, "outcome": outcome_json(issues)}}),
+            json!({"response": {"status": status, "outcome": outcome_json(&e.issues)}}),
         )
     }));
     out.sort_by_key(|(i, _)| *i);

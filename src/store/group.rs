@@ -109,13 +109,16 @@ async fn commit(writer: &AnyPool, jobs: &[Job]) -> Vec<Result<Vec<Written>, Stor
             .store
             .create_in(&mut tx, &job.prepared, &job.actor, &at)
             .await;
-        let end = if outcome.is_ok() {
-            "RELEASE SAVEPOINT engraft_write"
+        let end: &[&str] = if outcome.is_ok() {
+            &["RELEASE SAVEPOINT engraft_write"]
         } else {
             // Undo this write only; the savepoint is then released empty.
-            "ROLLBACK TO SAVEPOINT engraft_write; RELEASE SAVEPOINT engraft_write"
+            &[
+                "ROLLBACK TO SAVEPOINT engraft_write",
+                "RELEASE SAVEPOINT engraft_write",
+            ]
         };
-        for sql in end.split("; ") {
+        for sql in end {
             if let Err(e) = sqlx::query(sql).execute(&mut *tx).await {
                 return fail_all(e.into());
             }

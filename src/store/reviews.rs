@@ -272,7 +272,7 @@ impl SqlStore {
         Ok(
             sqlx::query(&format!("SELECT {COLUMNS} FROM sync_reviews WHERE id = $1"))
                 .bind(id)
-                .fetch_optional(&self.writer)
+                .fetch_optional(&self.reader)
                 .await?
                 .as_ref()
                 .map(review_of),

@@ -393,6 +393,18 @@ async fn post_fhir(s: &Server, bundle: &Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// `GET /metrics`, as text.
+async fn metrics_text(s: &Server) -> String {
+    authed_client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn record_version(s: &Server, id: &str) -> String {
     let res = authed_client()
         .get(s.url(&format!("/registry/records/{id}")))
@@ -574,14 +586,7 @@ async fn inbound_bundles_map_back_onto_registry_records_all_or_nothing() {
     );
 
     // Each new record version counts as an accepted record: the POST and two transactions.
-    let metrics = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&s).await;
     assert!(
         metrics.contains(r#"engraft_records_total{outcome="accepted"} 3"#),
         "{metrics}"
@@ -762,14 +767,7 @@ async fn metrics_count_requests_by_route_and_status_and_records_by_outcome() {
         assert_eq!(r.status(), 200);
     }
     let _ = c.get(s.url("/nowhere")).send().await.unwrap();
-    let text = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&s).await;
     assert!(
         text.contains(
             r#"engraft_http_requests_total{method="POST",route="/fhir/$convert",status="200"} 3"#
