@@ -1,7 +1,7 @@
 //! Base R4 structural validation against `definitions/r4-core.json` (generated from the
 //! official R4 definitions by `tools/r4defs.py`).
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::OnceLock;
 
 use serde::Deserialize;
@@ -15,6 +15,10 @@ static R4_CORE: &str = include_str!("../../definitions/r4-core.json");
 #[derive(Debug, Clone)]
 pub struct ElementDef {
     pub path: String,
+    /// The last path segment (`value[x]`, `status`).
+    name: String,
+    /// `_` + name: the key of a primitive's extension holder.
+    extension_key: String,
     pub min: u32,
     /// `None` for `*`.
     pub max: Option<u32>,
@@ -28,16 +32,39 @@ pub struct ElementDef {
 impl ElementDef {
     /// The last path segment (`value[x]`, `status`).
     pub fn name(&self) -> &str {
-        self.path.rsplit('.').next().unwrap_or(&self.path)
+        &self.name
     }
+
+    /// The type the walker follows for a key naming this element without a choice suffix.
+    fn walk_type(&self) -> &str {
+        match (&self.content_reference, self.types.as_slice()) {
+            (Some(_), _) => self.content_ref_marked.as_str(),
+            (None, [one, ..]) => one.as_str(),
+            (None, []) => "Element",
+        }
+    }
+}
+
+/// The children of one definition path, indexed for the walker: a JSON key is found with one
+/// hash lookup, and only the required children are visited for cardinality.
+#[derive(Debug, Default)]
+struct Node {
+    /// Plain element names to their index in `Definitions::elements`.
+    by_name: HashMap<String, usize>,
+    /// Choice elements: (name without `[x]`, index).
+    choices: Vec<(String, usize)>,
+    /// Children with `min > 0`.
+    required: Vec<usize>,
 }
 
 /// The loaded R4 definitions, indexed for validation.
 #[derive(Debug)]
 pub struct Definitions {
-    elements: HashMap<String, ElementDef>,
-    children: HashMap<String, Vec<String>>,
-    value_sets: HashMap<String, HashSet<(String, String)>>,
+    elements: Vec<ElementDef>,
+    by_path: HashMap<String, usize>,
+    nodes: HashMap<String, Node>,
+    /// Required ValueSets: system to codes.
+    value_sets: HashMap<String, HashMap<String, HashSet<String>>>,
     codes_only: HashMap<String, HashSet<String>>,
 }
 
@@ -52,9 +79,9 @@ type RawElement = (
 
 #[derive(Deserialize)]
 struct Raw {
-    elements: HashMap<String, RawElement>,
+    elements: std::collections::HashMap<String, RawElement>,
     #[serde(rename = "valueSets")]
-    value_sets: HashMap<String, Vec<(String, String)>>,
+    value_sets: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
 impl Definitions {
@@ -66,31 +93,43 @@ impl Definitions {
 
     pub fn parse(text: &str) -> Result<Definitions, serde_json::Error> {
         let raw: Raw = serde_json::from_str(text)?;
-        let mut elements = HashMap::with_capacity(raw.elements.len());
-        let mut children: HashMap<String, Vec<String>> = HashMap::new();
-        for (path, (min, max, types, binding, content_reference)) in raw.elements {
+        // Sorted, so that the index (and any report that walks it) does not depend on the
+        // order of a hash map.
+        let mut raw_elements: Vec<(String, RawElement)> = raw.elements.into_iter().collect();
+        raw_elements.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut elements = Vec::with_capacity(raw_elements.len());
+        let mut by_path = HashMap::with_capacity_and_hasher(raw_elements.len(), Default::default());
+        let mut nodes: HashMap<String, Node> = HashMap::default();
+        for (path, (min, max, types, binding, content_reference)) in raw_elements {
+            let i = elements.len();
+            let name = path.rsplit('.').next().unwrap_or(&path).to_string();
             if let Some((parent, _)) = path.rsplit_once('.') {
-                children
-                    .entry(parent.to_string())
-                    .or_default()
-                    .push(path.clone());
+                let node = nodes.entry(parent.to_string()).or_default();
+                match name.strip_suffix("[x]") {
+                    Some(base) => node.choices.push((base.to_string(), i)),
+                    None => {
+                        node.by_name.insert(name.clone(), i);
+                    }
+                }
+                if min > 0 {
+                    node.required.push(i);
+                }
             }
-            elements.insert(
-                path.clone(),
-                ElementDef {
-                    path,
-                    min,
-                    max: max.parse().ok(),
-                    types,
-                    binding,
-                    content_ref_marked: content_reference
-                        .as_deref()
-                        .map(|c| format!("#{}", c.trim_start_matches('#')))
-                        .unwrap_or_default(),
-                    content_reference: content_reference
-                        .map(|c| c.trim_start_matches('#').to_string()),
-                },
-            );
+            by_path.insert(path.clone(), i);
+            elements.push(ElementDef {
+                path,
+                extension_key: format!("_{name}"),
+                name,
+                min,
+                max: max.parse().ok(),
+                types,
+                binding,
+                content_ref_marked: content_reference
+                    .as_deref()
+                    .map(|c| format!("#{}", c.trim_start_matches('#')))
+                    .unwrap_or_default(),
+                content_reference: content_reference.map(|c| c.trim_start_matches('#').to_string()),
+            });
         }
         let codes_only = raw
             .value_sets
@@ -100,26 +139,51 @@ impl Definitions {
         let value_sets = raw
             .value_sets
             .into_iter()
-            .map(|(k, v)| (k, v.into_iter().collect()))
+            .map(|(k, v)| {
+                let mut by_system: HashMap<String, HashSet<String>> = HashMap::default();
+                for (system, code) in v {
+                    by_system.entry(system).or_default().insert(code);
+                }
+                (k, by_system)
+            })
             .collect();
         Ok(Definitions {
             elements,
-            children,
+            by_path,
+            nodes,
             value_sets,
             codes_only,
         })
     }
 
     pub fn element(&self, path: &str) -> Option<&ElementDef> {
-        self.elements.get(path)
+        self.by_path.get(path).map(|&i| &self.elements[i])
     }
 
     pub fn is_resource_or_type(&self, name: &str) -> bool {
-        self.elements.contains_key(name)
+        self.by_path.contains_key(name)
     }
 
-    fn children(&self, path: &str) -> &[String] {
-        self.children.get(path).map(Vec::as_slice).unwrap_or(&[])
+    fn node(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    /// The element a JSON key names among the children of `node`, and its type (choice
+    /// elements take the type from the key's suffix).
+    fn resolve<'d>(&'d self, node: &'d Node, name: &str) -> Option<(&'d ElementDef, &'d str)> {
+        if let Some(&i) = node.by_name.get(name) {
+            let el = &self.elements[i];
+            return Some((el, el.walk_type()));
+        }
+        for (base, i) in &node.choices {
+            if let Some(suffix) = name.strip_prefix(base.as_str()) {
+                let el = &self.elements[*i];
+                if let Some(t) = el.types.iter().find(|t| capitalised_eq(t, suffix)) {
+                    return Some((el, t.as_str()));
+                }
+            }
+        }
+        None
     }
 }
 
@@ -244,8 +308,10 @@ impl<'d, 'v> Walker<'d, 'v> {
     /// Validates the members of `obj` against the children of definition path `def`.
     fn object(&mut self, obj: &'v Map<String, Value>, def: &str, is_resource: bool) {
         let defs = self.defs;
-        let children = defs.children(def);
-        let mut seen: Vec<&'d str> = Vec::with_capacity(obj.len());
+        static EMPTY: OnceLock<Node> = OnceLock::new();
+        let node = defs
+            .node(def)
+            .unwrap_or_else(|| EMPTY.get_or_init(Node::default));
         for (key, value) in obj {
             if is_resource && key == "resourceType" {
                 continue;
@@ -254,7 +320,7 @@ impl<'d, 'v> Walker<'d, 'v> {
                 Some(n) => (n, true),
                 None => (key.as_str(), false),
             };
-            let Some((el, ty)) = resolve(defs, children, def, name) else {
+            let Some((el, ty)) = defs.resolve(node, name) else {
                 self.issue_at(
                     key,
                     "structure",
@@ -263,7 +329,6 @@ impl<'d, 'v> Walker<'d, 'v> {
                 );
                 continue;
             };
-            seen.push(el.path.as_str());
             self.path.push(Seg::Name(name));
             if is_ext {
                 // Primitive extensions: id and extension only.
@@ -285,21 +350,16 @@ impl<'d, 'v> Walker<'d, 'v> {
             }
             self.path.pop();
         }
-        // Required children.
-        for path in children {
-            let Some(el) = defs.element(path) else {
-                continue;
-            };
-            if el.min == 0 || seen.contains(&path.as_str()) {
-                continue;
-            }
+        // Required children: a value or its primitive extension holder must be there.
+        for &i in &node.required {
+            let el = &defs.elements[i];
             let name = el.name();
             let present = match name.strip_suffix("[x]") {
                 Some(base) => obj.keys().any(|k| {
                     k.trim_start_matches('_').starts_with(base)
                         && k.trim_start_matches('_').len() > base.len()
                 }),
-                None => obj.contains_key(name) || obj.contains_key(&format!("_{name}")),
+                None => obj.contains_key(name) || obj.contains_key(&el.extension_key),
             };
             if !present {
                 let short = name.trim_end_matches("[x]").to_string();
@@ -307,7 +367,7 @@ impl<'d, 'v> Walker<'d, 'v> {
                 self.issue(
                     "required",
                     "cardinality",
-                    format!("{path} is required (min {}).", el.min),
+                    format!("{} is required (min {}).", el.path, el.min),
                 );
                 self.path.pop();
             }
@@ -414,7 +474,7 @@ impl<'d, 'v> Walker<'d, 'v> {
             self.resource(v);
             return;
         }
-        if matches!(ty, "BackboneElement" | "Element") && !self.defs.children(&el.path).is_empty() {
+        if matches!(ty, "BackboneElement" | "Element") && self.defs.node(&el.path).is_some() {
             self.object(obj, &el.path, false);
         } else {
             self.object(obj, ty, false);
@@ -437,7 +497,7 @@ impl<'d, 'v> Walker<'d, 'v> {
             return;
         };
         let in_set = |system: Option<&str>, code: Option<&str>| match (system, code) {
-            (Some(s), Some(k)) => set.contains(&(s.to_string(), k.to_string())),
+            (Some(s), Some(k)) => set.get(s).is_some_and(|codes| codes.contains(k)),
             _ => false,
         };
         let ok = match ty {
@@ -462,45 +522,6 @@ impl<'d, 'v> Walker<'d, 'v> {
             );
         }
     }
-}
-
-/// The element a JSON key names, and its type (choice elements pick the type from the key).
-fn resolve<'d>(
-    defs: &'d Definitions,
-    children: &'d [String],
-    _def: &str,
-    name: &str,
-) -> Option<(&'d ElementDef, &'d str)> {
-    for path in children {
-        let Some(el) = defs.element(path) else {
-            continue;
-        };
-        let el_name = el.name();
-        if el_name == name {
-            let ty: &str = match (&el.content_reference, el.types.as_slice()) {
-                (Some(r), _) => r.as_str(),
-                (None, [one, ..]) => one.as_str(),
-                (None, []) => "Element",
-            };
-            // Content references are marked by the leading '#' kept in `content_ref_marked`.
-            return Some((
-                el,
-                if el.content_reference.is_some() {
-                    el.content_ref_marked.as_str()
-                } else {
-                    ty
-                },
-            ));
-        }
-        if let Some(base) = el_name.strip_suffix("[x]") {
-            if let Some(suffix) = name.strip_prefix(base) {
-                if let Some(t) = el.types.iter().find(|t| capitalised_eq(t, suffix)) {
-                    return Some((el, t.as_str()));
-                }
-            }
-        }
-    }
-    None
 }
 
 /// `t` with its first letter upper-cased equals `s`.

@@ -51,6 +51,7 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, e) in bundle["entry"].as_array().into_iter().flatten().enumerate() {
         let ex = format!("Bundle.entry[{i}]");
+        let ex = ex.as_str();
         if e.get("search").is_some() && ty != "searchset" {
             out.push(issue(
                 "invariant",
@@ -82,7 +83,7 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
             out.push(issue(
                 "invariant",
                 "bdl-5",
-                ex.clone(),
+                ex.to_string(),
                 "An entry must have a resource, a request or a response (bdl-5).",
             ));
         }
@@ -106,8 +107,10 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
         let self_contained = matches!(ty, "transaction" | "batch" | "document");
         if let Some(r) = e.get("resource").filter(|_| self_contained) {
             let mut refs = Vec::new();
-            references(r, &format!("{ex}.resource"), &mut refs);
-            for (expr, reference) in refs {
+            references(r, &mut Vec::new(), &mut |path, reference| {
+                refs.push((path.to_vec(), reference))
+            });
+            for (path, reference) in refs {
                 // A `urn:` reference means nothing outside the Bundle. A relative one
                 // (`Patient/123`) must resolve in a document; in a transaction or batch it may
                 // name a resource the receiving server already holds.
@@ -119,13 +122,13 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
                 let conditional = reference.contains('?');
                 if local
                     && !conditional
-                    && !full_urls.contains_key(&reference)
-                    && !resolves_relative(&reference, full_urls)
+                    && !full_urls.contains_key(reference)
+                    && !resolves_relative(reference, full_urls)
                 {
                     out.push(issue(
                         "not-found",
                         "reference",
-                        expr,
+                        expression(&format!("{ex}.resource"), &path),
                         "The reference does not resolve to an entry of the Bundle.",
                     ));
                 }
@@ -143,32 +146,58 @@ fn resolves_relative(reference: &str, full_urls: &HashMap<String, String>) -> bo
             .any(|u| u.ends_with(&format!("/{reference}")))
 }
 
-fn references(v: &Value, expr: &str, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(m) => {
-            for (k, x) in m {
-                if k == "reference" {
-                    if let Some(s) = x.as_str() {
-                        out.push((format!("{expr}.reference"), s.to_string()));
-                    }
-                    continue;
-                }
-                if k == "contained" {
-                    continue;
-                }
-                match x {
-                    Value::Array(items) => {
-                        for (i, item) in items.iter().enumerate() {
-                            references(item, &format!("{expr}.{k}[{i}]"), out);
-                        }
-                    }
-                    Value::Object(_) => references(x, &format!("{expr}.{k}"), out),
-                    _ => {}
+/// One step below an entry's resource: a key, and the index when the key holds an array.
+type Step<'v> = (&'v str, Option<usize>);
+
+/// The FHIRPath of `path` below `root`, ending at the `reference` it leads to.
+fn expression(root: &str, path: &[Step<'_>]) -> String {
+    let mut out = root.to_string();
+    for (k, i) in path {
+        out.push('.');
+        out.push_str(k);
+        if let Some(i) = i {
+            out.push_str(&format!("[{i}]"));
+        }
+    }
+    out.push_str(".reference");
+    out
+}
+
+/// Calls `found` with the path and value of every `reference` below `v` (contained
+/// resources excluded). The path is a stack of steps, written out only for an issue.
+fn references<'v>(
+    v: &'v Value,
+    path: &mut Vec<Step<'v>>,
+    found: &mut impl FnMut(&[Step<'v>], &'v str),
+) {
+    let Value::Object(m) = v else {
+        return;
+    };
+    for (k, x) in m {
+        if k == "reference" {
+            if let Some(s) = x.as_str() {
+                found(path, s);
+            }
+            continue;
+        }
+        if k == "contained" {
+            continue;
+        }
+        match x {
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    path.push((k, Some(i)));
+                    references(item, path, found);
+                    path.pop();
                 }
             }
+            Value::Object(_) => {
+                path.push((k, None));
+                references(x, path, found);
+                path.pop();
+            }
+            _ => {}
         }
-        Value::Array(items) => items.iter().for_each(|i| references(i, expr, out)),
-        _ => {}
     }
 }
 

@@ -11,6 +11,7 @@
 //! resolved inside a Bundle. Not checked: `ordered` slicing and `exists` discriminators.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -380,26 +381,55 @@ fn plain_rules(id: &str, path: &[String], el: &Value, rules: &mut Vec<Rule>) {
 /// A value found at a path, with its FHIRPath.
 struct Node<'v> {
     value: &'v Value,
-    expr: String,
+    expr: Expr<'v>,
 }
 
-/// The children named `seg` of `obj` (a choice `value[x]` matches any `valueXxx`).
-fn children<'v>(obj: &'v Map<String, Value>, seg: &str, expr: &str) -> Vec<Node<'v>> {
-    let mut out = Vec::new();
-    let mut push = |key: &str, v: &'v Value| match v {
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                out.push(Node {
-                    value: item,
-                    expr: format!("{expr}.{key}[{i}]"),
-                });
-            }
+/// The FHIRPath of a node, kept as links to its parent's and written out only when an issue
+/// names it: walking valid input builds no strings.
+#[derive(Clone)]
+struct Expr<'v>(Rc<Step<'v>>);
+
+enum Step<'v> {
+    Root(String),
+    Key(Expr<'v>, &'v str),
+    Item(Expr<'v>, &'v str, usize),
+}
+
+impl<'v> Expr<'v> {
+    fn root(path: &str) -> Self {
+        Expr(Rc::new(Step::Root(path.to_string())))
+    }
+
+    fn key(&self, key: &'v str) -> Self {
+        Expr(Rc::new(Step::Key(self.clone(), key)))
+    }
+
+    fn item(&self, key: &'v str, index: usize) -> Self {
+        Expr(Rc::new(Step::Item(self.clone(), key, index)))
+    }
+
+    /// The JSON key of the last step (empty at the root).
+    fn last_key(&self) -> &'v str {
+        match &*self.0 {
+            Step::Root(_) => "",
+            Step::Key(_, k) | Step::Item(_, k, _) => k,
         }
-        other => out.push(Node {
-            value: other,
-            expr: format!("{expr}.{key}"),
-        }),
-    };
+    }
+}
+
+impl std::fmt::Display for Expr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.0 {
+            Step::Root(r) => f.write_str(r),
+            Step::Key(parent, k) => write!(f, "{parent}.{k}"),
+            Step::Item(parent, k, i) => write!(f, "{parent}.{k}[{i}]"),
+        }
+    }
+}
+
+/// Calls `f` with each JSON key of `obj` that element `seg` names (a choice `value[x]`
+/// matches any `valueXxx`) and its value.
+fn named<'v>(obj: &'v Map<String, Value>, seg: &str, mut f: impl FnMut(&'v str, &'v Value)) {
     match seg.strip_suffix("[x]") {
         Some(base) => {
             for (k, v) in obj {
@@ -407,24 +437,56 @@ fn children<'v>(obj: &'v Map<String, Value>, seg: &str, expr: &str) -> Vec<Node<
                     && k.starts_with(base)
                     && k.as_bytes()[base.len()].is_ascii_uppercase()
                 {
-                    push(k, v);
+                    f(k, v);
                 }
             }
         }
         None => {
-            if let Some(v) = obj.get(seg) {
-                push(seg, v);
+            if let Some((k, v)) = obj.get_key_value(seg) {
+                f(k, v);
             }
         }
     }
+}
+
+/// How many items element `seg` has in `obj`.
+fn count(obj: &Map<String, Value>, seg: &str) -> u32 {
+    let mut n = 0;
+    named(obj, seg, |_, v| {
+        n += v.as_array().map_or(1, Vec::len) as u32;
+    });
+    n
+}
+
+/// The children named `seg` of `obj`, whose FHIRPath is `expr`.
+fn children<'v>(obj: &'v Map<String, Value>, seg: &str, expr: &Expr<'v>) -> Vec<Node<'v>> {
+    let mut out = Vec::new();
+    named(obj, seg, |key, v| match v {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                out.push(Node {
+                    value: item,
+                    expr: expr.item(key, i),
+                });
+            }
+        }
+        other => out.push(Node {
+            value: other,
+            expr: expr.key(key),
+        }),
+    });
     out
 }
 
 /// The nodes at `path` below `root`, and the parents of the last segment.
-fn select<'v>(root: &'v Value, root_expr: &str, path: &[String]) -> (Vec<Node<'v>>, Vec<Node<'v>>) {
+fn select<'v>(
+    root: &'v Value,
+    root_expr: &Expr<'v>,
+    path: &[String],
+) -> (Vec<Node<'v>>, Vec<Node<'v>>) {
     let mut parents = vec![Node {
         value: root,
-        expr: root_expr.to_string(),
+        expr: root_expr.clone(),
     }];
     for (i, seg) in path.iter().enumerate() {
         let mut next = Vec::new();
@@ -474,17 +536,30 @@ pub fn validate(
         name,
     };
     let mut issues = Vec::new();
-    ctx.apply(&profile.rules, resource, root, &mut issues);
-    extensions(profiles, term, resource, root, &mut issues);
+    let root = Expr::root(root);
+    ctx.apply(&profile.rules, resource, &root, &mut issues);
+    extensions(profiles, term, resource, &root, &mut issues);
     issues
 }
 
 /// Whether `resource` conforms to `profile` (profile rules only; base R4 is checked apart).
-fn conforms(ctx: &Ctx<'_, '_>, profile: &Profile, resource: &Value, root: &str) -> bool {
-    resource["resourceType"] == profile.resource_type.as_str()
-        && !validate(ctx.profiles, ctx.term, profile, resource, root, ctx.resolve)
-            .iter()
-            .any(|i| i.severity == "error")
+fn conforms<'v>(
+    ctx: &Ctx<'_, '_>,
+    profile: &Profile,
+    resource: &'v Value,
+    root: &Expr<'v>,
+) -> bool {
+    if resource["resourceType"] != profile.resource_type.as_str() {
+        return false;
+    }
+    let inner = Ctx {
+        name: profile.url.rsplit('/').next().unwrap_or(&profile.url),
+        ..*ctx
+    };
+    let mut issues = Vec::new();
+    inner.apply(&profile.rules, resource, root, &mut issues);
+    extensions(ctx.profiles, ctx.term, resource, root, &mut issues);
+    !issues.iter().any(|i| i.severity == "error")
 }
 
 fn issue(
@@ -505,6 +580,7 @@ fn issue(
     });
 }
 
+#[derive(Clone, Copy)]
 struct Ctx<'a, 'r> {
     profiles: &'a Profiles,
     term: &'a Terminology,
@@ -515,7 +591,13 @@ struct Ctx<'a, 'r> {
 
 impl Ctx<'_, '_> {
     /// Applies `rules` to `value` (a resource, or a slice item), whose FHIRPath is `root`.
-    fn apply(&self, rules: &[Rule], value: &Value, root: &str, issues: &mut Vec<OutcomeIssue>) {
+    fn apply<'v>(
+        &self,
+        rules: &[Rule],
+        value: &'v Value,
+        root: &Expr<'v>,
+        issues: &mut Vec<OutcomeIssue>,
+    ) {
         let name = self.name;
         for rule in rules {
             let (nodes, parents) = select(value, root, &rule.path);
@@ -526,7 +608,7 @@ impl Ctx<'_, '_> {
                         let Some(obj) = p.value.as_object() else {
                             continue;
                         };
-                        let n = children(obj, leaf, &p.expr).len() as u32;
+                        let n = count(obj, leaf);
                         if n < *min {
                             issue(
                                 issues,
@@ -547,7 +629,7 @@ impl Ctx<'_, '_> {
                         let Some(obj) = p.value.as_object() else {
                             continue;
                         };
-                        let n = children(obj, leaf, &p.expr).len() as u32;
+                        let n = count(obj, leaf);
                         if n > *max {
                             issue(
                                 issues,
@@ -568,7 +650,7 @@ impl Ctx<'_, '_> {
                                 "error",
                                 "value",
                                 "profile-fixed",
-                                n.expr.clone(),
+                                n.expr.to_string(),
                                 format!("{} must have the fixed value of profile {name}.", rule.id),
                             );
                         }
@@ -582,7 +664,7 @@ impl Ctx<'_, '_> {
                                 "error",
                                 "value",
                                 "profile-pattern",
-                                n.expr.clone(),
+                                n.expr.to_string(),
                                 format!(
                                     "{} does not match the pattern of profile {name}.",
                                     rule.id
@@ -607,7 +689,7 @@ impl Ctx<'_, '_> {
                                 sev,
                                 "code-invalid",
                                 detail,
-                                n.expr.clone(),
+                                n.expr.to_string(),
                                 format!(
                                     "{} is not in ValueSet {value_set} (profile {name}).",
                                     rule.id
@@ -675,7 +757,7 @@ impl Ctx<'_, '_> {
                                 if *error { "error" } else { "warning" },
                                 "invariant",
                                 key,
-                                n.expr.clone(),
+                                n.expr.to_string(),
                                 format!("{human} ({key}, profile {name})."),
                             );
                         }
@@ -695,11 +777,11 @@ impl Ctx<'_, '_> {
 
     /// Sorts the items of one sliced element into slices, then checks closed rules, each
     /// slice's cardinality and the constraints of each item's slice.
-    fn slicing(
+    fn slicing<'v>(
         &self,
         slicing: &Slicing,
-        items: &[Node<'_>],
-        parent: &str,
+        items: &[Node<'v>],
+        parent: &Expr<'v>,
         leaf: &str,
         issues: &mut Vec<OutcomeIssue>,
     ) {
@@ -720,7 +802,7 @@ impl Ctx<'_, '_> {
                     "error",
                     "structure",
                     "profile-slice-closed",
-                    item.expr.clone(),
+                    item.expr.to_string(),
                     format!("The slicing of {leaf} is closed and this item is in none of its slices (profile {name})."),
                 ),
                 None => {}
@@ -786,24 +868,20 @@ impl Ctx<'_, '_> {
     }
 
     /// The nodes at `path` below `item` (the item itself for `$this`), with their JSON keys.
-    fn at<'v>(&self, item: &Node<'v>, path: Option<&[String]>) -> Vec<(Node<'v>, String)> {
-        let key_of = |expr: &str| {
-            let last = expr.rsplit('.').next().unwrap_or("");
-            last.split('[').next().unwrap_or("").to_string()
-        };
+    fn at<'v>(&self, item: &Node<'v>, path: Option<&[String]>) -> Vec<(Node<'v>, &'v str)> {
         match path {
             None => vec![(
                 Node {
                     value: item.value,
                     expr: item.expr.clone(),
                 },
-                key_of(&item.expr),
+                item.expr.last_key(),
             )],
             Some(p) => select(item.value, &item.expr, p)
                 .0
                 .into_iter()
                 .map(|n| {
-                    let k = key_of(&n.expr);
+                    let k = n.expr.last_key();
                     (n, k)
                 })
                 .collect(),
@@ -844,11 +922,11 @@ fn slice_value(slice: &Slice, path: &[String]) -> Option<Expected> {
 }
 
 /// Engraft's own extensions anywhere in the resource: value type and required binding.
-fn extensions(
+fn extensions<'v>(
     profiles: &Profiles,
     term: &Terminology,
-    v: &Value,
-    expr: &str,
+    v: &'v Value,
+    expr: &Expr<'v>,
     issues: &mut Vec<OutcomeIssue>,
 ) {
     match v {
@@ -856,7 +934,7 @@ fn extensions(
             for (k, child) in obj {
                 if k == "extension" || k == "modifierExtension" {
                     for (i, e) in child.as_array().into_iter().flatten().enumerate() {
-                        let e_expr = format!("{expr}.{k}[{i}]");
+                        let e_expr = expr.item(k, i);
                         let Some(url) = e["url"].as_str() else {
                             continue;
                         };
@@ -872,7 +950,7 @@ fn extensions(
                                     code: "required",
                                     detail: "extension-value".into(),
                                     diagnostics: format!("Extension {url} needs a value."),
-                                    expression: e_expr.clone(),
+                                    expression: e_expr.to_string(),
                                     location: None,
                                 }),
                                 Some((key, val)) => {
@@ -912,20 +990,14 @@ fn extensions(
                     match child {
                         Value::Array(items) => {
                             for (i, item) in items.iter().enumerate() {
-                                extensions(
-                                    profiles,
-                                    term,
-                                    item,
-                                    &format!("{expr}.{k}[{i}]"),
-                                    issues,
-                                );
+                                extensions(profiles, term, item, &expr.item(k, i), issues);
                             }
                         }
                         Value::Object(_) => extensions(
                             profiles,
                             term,
                             child,
-                            &format!("{expr}.{}", k.trim_start_matches('_')),
+                            &expr.key(k.trim_start_matches('_')),
                             issues,
                         ),
                         _ => {}
