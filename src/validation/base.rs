@@ -63,6 +63,8 @@ pub struct Definitions {
     elements: Vec<ElementDef>,
     by_path: HashMap<String, usize>,
     nodes: HashMap<String, Node>,
+    /// The node of a path without children: every key is unknown, nothing is required.
+    leaf: Node,
     /// Required ValueSets: system to codes.
     value_sets: HashMap<String, HashMap<String, HashSet<String>>>,
     codes_only: HashMap<String, HashSet<String>>,
@@ -79,7 +81,8 @@ type RawElement = (
 
 #[derive(Deserialize)]
 struct Raw {
-    elements: std::collections::HashMap<String, RawElement>,
+    /// Sorted by path, so that the index does not depend on a hash map's order.
+    elements: std::collections::BTreeMap<String, RawElement>,
     #[serde(rename = "valueSets")]
     value_sets: std::collections::HashMap<String, Vec<(String, String)>>,
 }
@@ -93,14 +96,10 @@ impl Definitions {
 
     pub fn parse(text: &str) -> Result<Definitions, serde_json::Error> {
         let raw: Raw = serde_json::from_str(text)?;
-        // Sorted, so that the index (and any report that walks it) does not depend on the
-        // order of a hash map.
-        let mut raw_elements: Vec<(String, RawElement)> = raw.elements.into_iter().collect();
-        raw_elements.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut elements = Vec::with_capacity(raw_elements.len());
-        let mut by_path = HashMap::with_capacity_and_hasher(raw_elements.len(), Default::default());
+        let mut elements = Vec::with_capacity(raw.elements.len());
+        let mut by_path = HashMap::with_capacity_and_hasher(raw.elements.len(), Default::default());
         let mut nodes: HashMap<String, Node> = HashMap::default();
-        for (path, (min, max, types, binding, content_reference)) in raw_elements {
+        for (path, (min, max, types, binding, content_reference)) in raw.elements {
             let i = elements.len();
             let name = path.rsplit('.').next().unwrap_or(&path).to_string();
             if let Some((parent, _)) = path.rsplit_once('.') {
@@ -151,6 +150,7 @@ impl Definitions {
             elements,
             by_path,
             nodes,
+            leaf: Node::default(),
             value_sets,
             codes_only,
         })
@@ -308,10 +308,7 @@ impl<'d, 'v> Walker<'d, 'v> {
     /// Validates the members of `obj` against the children of definition path `def`.
     fn object(&mut self, obj: &'v Map<String, Value>, def: &str, is_resource: bool) {
         let defs = self.defs;
-        static EMPTY: OnceLock<Node> = OnceLock::new();
-        let node = defs
-            .node(def)
-            .unwrap_or_else(|| EMPTY.get_or_init(Node::default));
+        let node = defs.node(def).unwrap_or(&defs.leaf);
         for (key, value) in obj {
             if is_resource && key == "resourceType" {
                 continue;

@@ -51,7 +51,6 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, e) in bundle["entry"].as_array().into_iter().flatten().enumerate() {
         let ex = format!("Bundle.entry[{i}]");
-        let ex = ex.as_str();
         if e.get("search").is_some() && ty != "searchset" {
             out.push(issue(
                 "invariant",
@@ -83,7 +82,7 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
             out.push(issue(
                 "invariant",
                 "bdl-5",
-                ex.to_string(),
+                ex.clone(),
                 "An entry must have a resource, a request or a response (bdl-5).",
             ));
         }
@@ -106,36 +105,34 @@ pub fn validate(bundle: &Value, full_urls: &HashMap<String, String>) -> Vec<Outc
         }
         let self_contained = matches!(ty, "transaction" | "batch" | "document");
         if let Some(r) = e.get("resource").filter(|_| self_contained) {
-            let mut refs = Vec::new();
             references(r, &mut Vec::new(), &mut |path, reference| {
-                refs.push((path.to_vec(), reference))
-            });
-            for (path, reference) in refs {
-                // A `urn:` reference means nothing outside the Bundle. A relative one
-                // (`Patient/123`) must resolve in a document; in a transaction or batch it may
-                // name a resource the receiving server already holds.
-                let local = reference.starts_with("urn:uuid:")
-                    || reference.starts_with("urn:oid:")
-                    || (ty == "document"
-                        && !reference.contains("://")
-                        && !reference.starts_with('#'));
-                let conditional = reference.contains('?');
-                if local
-                    && !conditional
-                    && !full_urls.contains_key(reference)
-                    && !resolves_relative(reference, full_urls)
-                {
+                if dangling(ty, reference, full_urls) {
                     out.push(issue(
                         "not-found",
                         "reference",
-                        expression(&format!("{ex}.resource"), &path),
+                        expression(&format!("{ex}.resource"), path),
                         "The reference does not resolve to an entry of the Bundle.",
                     ));
                 }
-            }
+            });
         }
     }
     out
+}
+
+/// A reference of an entry of a `ty` Bundle that should and does not resolve inside it.
+/// A `urn:` reference means nothing outside the Bundle. A relative one (`Patient/123`) must
+/// resolve in a document; in a transaction or batch it may name a resource the receiving
+/// server already holds. Conditional references are resolved by the receiver.
+fn dangling(ty: &str, reference: &str, full_urls: &HashMap<String, String>) -> bool {
+    let local = reference.starts_with("urn:uuid:")
+        || reference.starts_with("urn:oid:")
+        || (ty == "document" && !reference.contains("://") && !reference.starts_with('#'));
+    let conditional = reference.contains('?');
+    local
+        && !conditional
+        && !full_urls.contains_key(reference)
+        && !resolves_relative(reference, full_urls)
 }
 
 /// `Patient/123` resolves when an entry's fullUrl ends with it.

@@ -528,6 +528,25 @@ pub fn validate(
     root: &str,
     resolve: &Resolver<'_>,
 ) -> Vec<OutcomeIssue> {
+    validate_at(
+        profiles,
+        term,
+        profile,
+        resource,
+        &Expr::root(root),
+        resolve,
+    )
+}
+
+/// [`validate`], below a FHIRPath already built (a resource inside a slice).
+fn validate_at<'v>(
+    profiles: &Profiles,
+    term: &Terminology,
+    profile: &Profile,
+    resource: &'v Value,
+    root: &Expr<'v>,
+    resolve: &Resolver<'_>,
+) -> Vec<OutcomeIssue> {
     let name = profile.url.rsplit('/').next().unwrap_or(&profile.url);
     let ctx = Ctx {
         profiles,
@@ -536,9 +555,8 @@ pub fn validate(
         name,
     };
     let mut issues = Vec::new();
-    let root = Expr::root(root);
-    ctx.apply(&profile.rules, resource, &root, &mut issues);
-    extensions(profiles, term, resource, &root, &mut issues);
+    ctx.apply(&profile.rules, resource, root, &mut issues);
+    extensions(profiles, term, resource, root, &mut issues);
     issues
 }
 
@@ -549,17 +567,10 @@ fn conforms<'v>(
     resource: &'v Value,
     root: &Expr<'v>,
 ) -> bool {
-    if resource["resourceType"] != profile.resource_type.as_str() {
-        return false;
-    }
-    let inner = Ctx {
-        name: profile.url.rsplit('/').next().unwrap_or(&profile.url),
-        ..*ctx
-    };
-    let mut issues = Vec::new();
-    inner.apply(&profile.rules, resource, root, &mut issues);
-    extensions(ctx.profiles, ctx.term, resource, root, &mut issues);
-    !issues.iter().any(|i| i.severity == "error")
+    resource["resourceType"] == profile.resource_type.as_str()
+        && !validate_at(ctx.profiles, ctx.term, profile, resource, root, ctx.resolve)
+            .iter()
+            .any(|i| i.severity == "error")
 }
 
 fn issue(
@@ -580,7 +591,6 @@ fn issue(
     });
 }
 
-#[derive(Clone, Copy)]
 struct Ctx<'a, 'r> {
     profiles: &'a Profiles,
     term: &'a Terminology,
