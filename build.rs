@@ -3,6 +3,8 @@
 use std::{env, fs, path::Path};
 
 fn main() {
+    // sqlx::migrate! embeds migrations/ at compile time; a new migration file must rebuild.
+    println!("cargo:rerun-if-changed=migrations");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = fs::read_dir(&dir)

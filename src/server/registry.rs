@@ -211,12 +211,14 @@ fn prepare_one(
         "mapping": converted.report,
         "validation": {"valid": true, "issues": [], "profiles": "base R4 and profiles/"},
     });
+    let bundle_text = String::from_utf8(converted.bundle).map_err(|_| internal_issue())?;
     Ok(Prepared {
         id: crate::store::record_key(&registry, &record_id),
         registry,
         record_id,
         record: record_json,
-        bundle: String::from_utf8(converted.bundle).map_err(|_| internal_issue())?,
+        bundle_packed: crate::store::prepare::pack(&bundle_text),
+        bundle: bundle_text,
         report: report.to_string(),
         resources,
     })

@@ -16,6 +16,19 @@ pub fn record_key(registry: &str, record_id: &str) -> String {
     uuid::Uuid::new_v5(&RECORD_NAMESPACE, key.as_bytes()).to_string()
 }
 
+/// How a record's Bundle is stored: zstd at its fastest level. FHIR JSON repeats its keys,
+/// systems and profile URLs, so this is about a tenth of the text.
+pub fn pack(bundle: &str) -> Vec<u8> {
+    // Compressing from memory into memory fails only when allocation does.
+    zstd::bulk::compress(bundle.as_bytes(), 1).unwrap_or_default()
+}
+
+/// The Bundle text of [`pack`]ed bytes; `None` if they are not a zstd frame of UTF-8.
+pub fn unpack(packed: &[u8]) -> Option<String> {
+    let bytes = zstd::stream::decode_all(packed).ok()?;
+    String::from_utf8(bytes).ok()
+}
+
 /// A record ready to store.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -26,6 +39,9 @@ pub struct Prepared {
     pub record: String,
     /// The transaction Bundle as mapped (what the sync engine sends).
     pub bundle: String,
+    /// `bundle` as stored: zstd-compressed ([`pack`]), made before the write so the one
+    /// SQLite writer does not spend its time compressing.
+    pub bundle_packed: Vec<u8>,
     /// Mapping report and validation outcome.
     pub report: String,
     pub resources: Vec<PreparedResource>,
@@ -42,8 +58,99 @@ pub struct PreparedResource {
     pub date: Option<String>,
     /// Search tokens: (param, system, value) for `identifier` and `code`.
     pub tokens: Vec<(&'static str, String, String)>,
-    /// The resource, without `meta.versionId`/`meta.lastUpdated` (the store sets them).
-    pub body: Value,
+    /// The resource as JSON text, with `meta.versionId`/`meta.lastUpdated` left for the store.
+    pub body: Body,
+}
+
+/// A resource serialised once, when the record is prepared, with the place of
+/// `meta.versionId` and `meta.lastUpdated` left open: `head` + those two fields + `tail`. The
+/// store fills them in when it commits (the version and the commit time are known only then)
+/// without parsing or serialising the resource again, so the one SQLite writer spends no time
+/// on JSON, and a prepared record holds text rather than a `Value` tree several times its size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    head: String,
+    tail: String,
+}
+
+/// The two fields as `Body::new` writes them: JSON escapes control characters, so no value
+/// of a resource can spell this.
+const OPEN_META: &str = r#""versionId":"\u0001","lastUpdated":"\u0002""#;
+
+impl Body {
+    /// `resource` with the place of `meta.versionId` and `meta.lastUpdated` kept (any value
+    /// they had is the store's to set, as before).
+    fn new(mut resource: Value) -> Result<Body, PrepareError> {
+        let o = resource
+            .as_object_mut()
+            .ok_or(PrepareError("an entry resource is not an object"))?;
+        let meta = o
+            .entry("meta")
+            .or_insert_with(|| Value::Object(Map::new()))
+            .as_object_mut()
+            .ok_or(PrepareError("meta is not an object"))?;
+        // Removed first so both land, side by side, at the end of meta.
+        meta.shift_remove("versionId");
+        meta.shift_remove("lastUpdated");
+        meta.insert("versionId".into(), Value::String("\u{1}".into()));
+        meta.insert("lastUpdated".into(), Value::String("\u{2}".into()));
+        let text = resource.to_string();
+        let at = text
+            .find(OPEN_META)
+            .ok_or(PrepareError("a resource without its meta fields"))?;
+        Ok(Body {
+            head: text[..at].to_string(),
+            tail: text[at + OPEN_META.len()..].to_string(),
+        })
+    }
+
+    /// The resource as stored: version `version`, last updated `at` (an instant: nothing in
+    /// it needs escaping).
+    pub fn with_meta(&self, version: i64, at: &str) -> String {
+        let mut out = String::with_capacity(self.head.len() + self.tail.len() + 64);
+        out.push_str(&self.head);
+        out.push_str(&format!(r#""versionId":"{version}","lastUpdated":"{at}""#));
+        out.push_str(&self.tail);
+        out
+    }
+
+    /// Whether `stored` (a body the store wrote) is this resource, whatever its version and
+    /// time. The texts are compared first; a body written by another serialisation (an
+    /// earlier release) is compared as JSON.
+    pub fn same_as(&self, stored: &str) -> bool {
+        let middle = stored
+            .strip_prefix(self.head.as_str())
+            .and_then(|rest| rest.strip_suffix(self.tail.as_str()));
+        if let Some(m) = middle {
+            if is_version_and_time(m) {
+                return true;
+            }
+        }
+        let strip = |text: &str| -> Option<Value> {
+            let mut v: Value = serde_json::from_str(text).ok()?;
+            if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
+                m.remove("versionId");
+                m.remove("lastUpdated");
+            }
+            Some(v)
+        };
+        match (strip(stored), strip(&self.with_meta(0, ""))) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// `"versionId":"<digits>","lastUpdated":"<no quote>"`, as [`Body::with_meta`] writes it.
+fn is_version_and_time(m: &str) -> bool {
+    let Some(rest) = m.strip_prefix(r#""versionId":""#) else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Some(time) = rest[digits..].strip_prefix(r#"","lastUpdated":""#) else {
+        return false;
+    };
+    digits > 0 && time.strip_suffix('"').is_some_and(|t| !t.contains('"'))
 }
 
 /// Why a Bundle cannot be stored (it came from our own mapping, so this is a bug).
@@ -91,7 +198,7 @@ pub fn resources(bundle: &Value) -> Result<Vec<PreparedResource>, PrepareError> 
             patient: patient.clone(),
             date: date_of(&body),
             tokens: tokens_of(&body),
-            body,
+            body: Body::new(body)?,
         });
     }
     Ok(out)
@@ -206,9 +313,13 @@ mod tests {
         ]});
         let r = resources(&b).unwrap();
         assert_eq!(r[1].id, "22222222-2222-5222-8222-222222222222");
-        assert_eq!(r[1].body["id"], "22222222-2222-5222-8222-222222222222");
+        let body: Value =
+            serde_json::from_str(&r[1].body.with_meta(3, "2026-01-01T00:00:00.000Z")).unwrap();
+        assert_eq!(body["id"], "22222222-2222-5222-8222-222222222222");
+        assert_eq!(body["meta"]["versionId"], "3");
+        assert_eq!(body["meta"]["lastUpdated"], "2026-01-01T00:00:00.000Z");
         assert_eq!(
-            r[1].body["subject"]["reference"],
+            body["subject"]["reference"],
             "Patient/11111111-1111-5111-8111-111111111111"
         );
         assert_eq!(r[1].patient, "Patient/11111111-1111-5111-8111-111111111111");
@@ -220,6 +331,53 @@ mod tests {
         assert_eq!(
             r[0].tokens,
             vec![("identifier", "s".to_string(), "v".to_string())]
+        );
+    }
+
+    #[test]
+    fn a_body_knows_itself_at_any_version_and_only_itself() {
+        let b = json!({"resourceType": "Bundle", "entry": [
+            {"fullUrl": "urn:uuid:11111111-1111-5111-8111-111111111111",
+             "resource": {"resourceType": "Patient", "meta": {"profile": ["p"]}, "birthDate": "1980"}}
+        ]});
+        let body = &resources(&b).unwrap()[0].body;
+        let v1 = body.with_meta(1, "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            v1,
+            r#"{"resourceType":"Patient","meta":{"profile":["p"],"versionId":"1","lastUpdated":"2026-01-01T00:00:00.000Z"},"birthDate":"1980","id":"11111111-1111-5111-8111-111111111111"}"#
+        );
+        assert!(body.same_as(&v1));
+        assert!(body.same_as(&body.with_meta(12, "2027-05-05T10:00:00.000Z")));
+        // The same resource written with other spacing and key order (an earlier release).
+        let mut other: Value = serde_json::from_str(&v1).unwrap();
+        other["meta"]["versionId"] = json!("7");
+        assert!(body.same_as(&serde_json::to_string_pretty(&other).unwrap()));
+        // Another resource, or a broken text, is not the same.
+        assert!(!body.same_as(&v1.replace("1980", "1981")));
+        assert!(!body.same_as(&v1[..v1.len() - 1]));
+        // The text fast path reads only what with_meta writes.
+        assert!(is_version_and_time(r#""versionId":"12","lastUpdated":"t""#));
+        assert!(!is_version_and_time(r#""versionId":"x","lastUpdated":"t""#));
+        assert!(!is_version_and_time(
+            r#""versionId":"1","lastUpdated":"t"x""#
+        ));
+
+        // A resource without meta gets one; a version it came with is the store's to set.
+        let bare = json!({"resourceType": "Bundle", "entry": [
+            {"fullUrl": "urn:uuid:11111111-1111-5111-8111-111111111111",
+             "resource": {"resourceType": "Patient"}}]});
+        let v: Value =
+            serde_json::from_str(&resources(&bare).unwrap()[0].body.with_meta(2, "t")).unwrap();
+        assert_eq!(v["meta"], json!({"versionId": "2", "lastUpdated": "t"}));
+        let mut versioned = bare.clone();
+        versioned["entry"][0]["resource"]["meta"] =
+            json!({"versionId": "4", "profile": ["p"], "lastUpdated": "x"});
+        let v: Value =
+            serde_json::from_str(&resources(&versioned).unwrap()[0].body.with_meta(5, "t"))
+                .unwrap();
+        assert_eq!(
+            v["meta"],
+            json!({"profile": ["p"], "versionId": "5", "lastUpdated": "t"})
         );
     }
 

@@ -1,6 +1,5 @@
 //! The SQL store over sqlx `Any`: SQLite or PostgreSQL, chosen by URL.
 
-use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::migrate::Migrator;
 use sqlx::{Any, AnyPool, Row, Transaction};
@@ -68,31 +67,6 @@ pub(super) fn values_rows(backend: Backend, template: &str, rows: usize) -> Stri
         }
     }
     out
-}
-
-/// A resource body with `meta.versionId` and `meta.lastUpdated` set.
-fn with_meta(body: &Value, version: i64, at: &str) -> String {
-    let mut b = body.clone();
-    if let Some(o) = b.as_object_mut() {
-        let meta = o
-            .entry("meta")
-            .or_insert_with(|| Value::Object(Default::default()));
-        if let Some(m) = meta.as_object_mut() {
-            m.insert("versionId".into(), Value::String(version.to_string()));
-            m.insert("lastUpdated".into(), Value::String(at.to_string()));
-        }
-    }
-    b.to_string()
-}
-
-/// A stored body without the fields the store sets, to compare with a new one.
-fn without_meta(body: &str) -> Option<Value> {
-    let mut v: Value = serde_json::from_str(body).ok()?;
-    if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
-        m.remove("versionId");
-        m.remove("lastUpdated");
-    }
-    Some(v)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -223,14 +197,14 @@ impl SqlStore {
                 Some((v, _)) => self.next_version(tx, &p.id, v, p, at).await?,
                 None => {
                     let inserted = sqlx::query(
-                        "INSERT INTO records (id, version, registry, record_id, deleted, record, bundle, report, updated_at) \
-                         VALUES ($1, 1, $2, $3, 0, $4, $5, $6, $7)",
+                        "INSERT INTO records (id, version, registry, record_id, deleted, record, bundle, bundle_zstd, report, updated_at) \
+                         VALUES ($1, 1, $2, $3, 0, $4, '', $5, $6, $7)",
                     )
                     .bind(&p.id)
                     .bind(&p.registry)
                     .bind(&p.record_id)
                     .bind(&p.record)
-                    .bind(&p.bundle)
+                    .bind(&p.bundle_packed)
                     .bind(&p.report)
                     .bind(at)
                     .execute(&mut **tx)
@@ -345,6 +319,7 @@ impl SqlStore {
             record_id: String::new(),
             record,
             bundle: String::new(),
+            bundle_packed: Vec::new(),
             report: String::new(),
             resources: Vec::new(),
         };
@@ -370,11 +345,11 @@ impl SqlStore {
         at: &str,
     ) -> Result<i64, StoreError> {
         let done = sqlx::query(
-            "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = $2, report = $3, updated_at = $4 \
+            "UPDATE records SET version = version + 1, deleted = 0, record = $1, bundle = '', bundle_zstd = $2, report = $3, updated_at = $4 \
              WHERE id = $5 AND version = $6",
         )
         .bind(&p.record)
-        .bind(&p.bundle)
+        .bind(&p.bundle_packed)
         .bind(&p.report)
         .bind(at)
         .bind(id)
@@ -487,13 +462,14 @@ impl SqlStore {
                 .iter()
                 .find(|(t, i, ..)| *t == r.resource_type && *i == r.id);
             match old {
-                None => new_rows.push((r, with_meta(&r.body, 1, at))),
+                None => new_rows.push((r, r.body.with_meta(1, at))),
                 Some((_, _, v, deleted, body)) => {
-                    if *deleted == 0 && without_meta(body).as_ref() == Some(&r.body) {
+                    if *deleted == 0 && r.body.same_as(body) {
                         continue; // unchanged: no new version
                     }
                     let version = v + 1;
-                    let body = with_meta(&r.body, version, at);
+                    let body = r.body.with_meta(version, at);
+                    self.supersede(tx, record, &r.resource_type, &r.id).await?;
                     sqlx::query(
                         "UPDATE resources SET version = $1, patient = $2, date = $3, last_updated = $4, deleted = 0, body = $5 \
                          WHERE type = $6 AND id = $7",
@@ -507,8 +483,8 @@ impl SqlStore {
                     .bind(&r.id)
                     .execute(&mut **tx)
                     .await?;
-                    self.history_and_tokens(tx, r, version, false, at, &body)
-                        .await?;
+                    let tokens: Vec<_> = r.tokens.iter().map(|t| (r, t)).collect();
+                    self.insert_tokens(tx, record, &tokens).await?;
                 }
             }
         }
@@ -518,12 +494,7 @@ impl SqlStore {
                 "INSERT INTO resources (type, id, version, record, patient, date, last_updated, deleted, body) VALUES {}",
                 values_rows(self.backend, "({}, {}, 1, {}, {}, {}, {}, 0, {})", chunk.len())
             );
-            let hist = format!(
-                "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) VALUES {}",
-                values_rows(self.backend, "({}, {}, 1, {}, 0, {})", chunk.len())
-            );
             let mut q = sqlx::query(&sql);
-            let mut hq = sqlx::query(&hist);
             for (r, body) in chunk {
                 q = q
                     .bind(&r.resource_type)
@@ -533,7 +504,6 @@ impl SqlStore {
                     .bind(&r.date)
                     .bind(at)
                     .bind(body);
-                hq = hq.bind(&r.resource_type).bind(&r.id).bind(at).bind(body);
             }
             match q.execute(&mut **tx).await {
                 // The resource ids of a record derive from registry, centre and UPN: another
@@ -543,88 +513,77 @@ impl SqlStore {
                     other?;
                 }
             }
-            hq.execute(&mut **tx).await?;
             let tokens: Vec<(&PreparedResource, &(&str, String, String))> = chunk
                 .iter()
                 .flat_map(|(r, _)| r.tokens.iter().map(move |t| (*r, t)))
                 .collect();
-            self.insert_tokens(tx, &tokens).await?;
+            self.insert_tokens(tx, record, &tokens).await?;
         }
-        for (t, i, v, deleted, body) in &existing {
+        for (t, i, v, deleted, _) in &existing {
             let kept_history = t == "Provenance" && !withdraw;
             if *deleted == 0 && !kept_history && !seen.contains(&(t.as_str(), i.as_str())) {
-                let version = v + 1;
+                // The deleted version keeps the last body, as FHIR servers commonly do.
+                self.supersede(tx, record, t, i).await?;
                 sqlx::query(
                     "UPDATE resources SET version = $1, last_updated = $2, deleted = 1 WHERE type = $3 AND id = $4",
                 )
-                .bind(version)
+                .bind(v + 1)
                 .bind(at)
                 .bind(t)
                 .bind(i)
                 .execute(&mut **tx)
                 .await?;
-                sqlx::query(
-                    "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, 1, $5)",
-                )
-                .bind(t)
-                .bind(i)
-                .bind(version)
-                .bind(at)
-                .bind(body)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query("DELETE FROM resource_tokens WHERE type = $1 AND id = $2")
-                    .bind(t)
-                    .bind(i)
-                    .execute(&mut **tx)
-                    .await?;
             }
         }
         Ok(())
     }
 
-    async fn history_and_tokens(
+    /// Before a resource of `record` gets a new version: its current version is copied into
+    /// `resource_history` and its search tokens are dropped. The history table holds
+    /// superseded versions only (the current one is the row in `resources`), so a new
+    /// resource is written once, not twice.
+    async fn supersede(
         &self,
         tx: &mut Transaction<'static, Any>,
-        r: &PreparedResource,
-        version: i64,
-        deleted: bool,
-        at: &str,
-        body: &str,
+        record: &str,
+        rtype: &str,
+        id: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO resource_history (type, id, version, last_updated, deleted, body) \
+             SELECT type, id, version, last_updated, deleted, body FROM resources WHERE type = $1 AND id = $2",
         )
-        .bind(&r.resource_type)
-        .bind(&r.id)
-        .bind(version)
-        .bind(at)
-        .bind(deleted as i64)
-        .bind(body)
+        .bind(rtype)
+        .bind(id)
         .execute(&mut **tx)
         .await?;
-        sqlx::query("DELETE FROM resource_tokens WHERE type = $1 AND id = $2")
-            .bind(&r.resource_type)
-            .bind(&r.id)
+        sqlx::query("DELETE FROM resource_tokens WHERE record = $1 AND type = $2 AND id = $3")
+            .bind(record)
+            .bind(rtype)
+            .bind(id)
             .execute(&mut **tx)
             .await?;
-        let tokens: Vec<_> = r.tokens.iter().map(|t| (r, t)).collect();
-        self.insert_tokens(tx, &tokens).await
+        Ok(())
     }
 
+    /// Token rows are found by their record first (`resource_tokens_by_owner` is
+    /// `(record, type, id)`): a record's tokens sit together in the index, so storing one
+    /// touches a few index pages instead of one per resource (resource ids are random).
     async fn insert_tokens(
         &self,
         tx: &mut Transaction<'static, Any>,
+        record: &str,
         tokens: &[(&PreparedResource, &(&str, String, String))],
     ) -> Result<(), StoreError> {
-        for chunk in tokens.chunks(500) {
+        for chunk in tokens.chunks(400) {
             let sql = format!(
-                "INSERT INTO resource_tokens (type, id, param, system, value) VALUES {}",
-                values_rows(self.backend, "({}, {}, {}, {}, {})", chunk.len())
+                "INSERT INTO resource_tokens (record, type, id, param, system, value) VALUES {}",
+                values_rows(self.backend, "({}, {}, {}, {}, {}, {})", chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for (r, (param, system, value)) in chunk {
                 q = q
+                    .bind(record)
                     .bind(&r.resource_type)
                     .bind(&r.id)
                     .bind(*param)
@@ -639,20 +598,29 @@ impl SqlStore {
     /// The current version of a record (also a deleted one).
     pub async fn record(&self, id: &str) -> Result<StoredRecord, StoreError> {
         let row = sqlx::query(
-            "SELECT id, version, deleted, record, bundle, report, updated_at FROM records WHERE id = $1",
+            "SELECT id, version, deleted, record, bundle, bundle_zstd, report, updated_at FROM records WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.reader)
         .await?
         .ok_or(StoreError::NotFound)?;
+        // Rows written before migration 0010 hold the text; later ones the packed bytes.
+        let bundle = match row.get::<Option<Vec<u8>>, _>(5) {
+            None => row.get(4),
+            Some(packed) => super::prepare::unpack(&packed).ok_or_else(|| {
+                StoreError::Database(sqlx::Error::Decode(
+                    format!("record {id}: the stored Bundle is not a zstd frame of UTF-8").into(),
+                ))
+            })?,
+        };
         Ok(StoredRecord {
             id: row.get(0),
             version: row.get(1),
             deleted: row.get::<i64, _>(2) == 1,
             record: row.get(3),
-            bundle: row.get(4),
-            report: row.get(5),
-            updated_at: row.get(6),
+            bundle,
+            report: row.get(6),
+            updated_at: row.get(7),
         })
     }
 
@@ -681,8 +649,13 @@ impl SqlStore {
         version: i64,
     ) -> Result<ResourceVersion, StoreError> {
         let row = sqlx::query(
-            "SELECT type, id, version, last_updated, deleted, body FROM resource_history WHERE type = $1 AND id = $2 AND version = $3",
+            "SELECT type, id, version, last_updated, deleted, body FROM resources WHERE type = $1 AND id = $2 AND version = $3 \
+             UNION ALL \
+             SELECT type, id, version, last_updated, deleted, body FROM resource_history WHERE type = $4 AND id = $5 AND version = $6",
         )
+        .bind(rtype)
+        .bind(id)
+        .bind(version)
         .bind(rtype)
         .bind(id)
         .bind(version)
@@ -699,8 +672,13 @@ impl SqlStore {
     /// Every version of a resource, newest first.
     pub async fn history(&self, rtype: &str, id: &str) -> Result<Vec<ResourceVersion>, StoreError> {
         let rows = sqlx::query(
-            "SELECT type, id, version, last_updated, deleted, body FROM resource_history WHERE type = $1 AND id = $2 ORDER BY version DESC",
+            "SELECT type, id, version, last_updated, deleted, body FROM resources WHERE type = $1 AND id = $2 \
+             UNION ALL \
+             SELECT type, id, version, last_updated, deleted, body FROM resource_history WHERE type = $3 AND id = $4 \
+             ORDER BY version DESC",
         )
+        .bind(rtype)
+        .bind(id)
         .bind(rtype)
         .bind(id)
         .fetch_all(&self.reader)
@@ -735,7 +713,7 @@ impl SqlStore {
                 None => String::new(),
             };
             conds.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.type = r.type AND t.id = r.id AND t.param = {pp} AND t.value = {vp}{sys})"
+                " AND EXISTS (SELECT 1 FROM resource_tokens t WHERE t.record = r.record AND t.type = r.type AND t.id = r.id AND t.param = {pp} AND t.value = {vp}{sys})"
             ));
         }
         for (column, list) in [("r.date", &s.dates), ("r.last_updated", &s.last_updated)] {
@@ -802,10 +780,15 @@ impl SqlStore {
         .iter()
         .enumerate()
         {
-            c[i] = sqlx::query(&format!("SELECT COUNT(*) FROM {t}"))
-                .fetch_one(&self.reader)
-                .await?
-                .get(0);
+            // Superseded versions are in resource_history, current ones in resources.
+            let sql = match *t {
+                "resource_history" => {
+                    "SELECT (SELECT COUNT(*) FROM resources) + (SELECT COUNT(*) FROM resource_history)"
+                        .to_string()
+                }
+                t => format!("SELECT COUNT(*) FROM {t}"),
+            };
+            c[i] = sqlx::query(&sql).fetch_one(&self.reader).await?.get(0);
         }
         Ok(Counts {
             records: c[0],

@@ -7,9 +7,9 @@ use engraft::store::{Counts, SqlStore};
 use engraft::validation::Validator;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 
-use crate::helpers::{fixtures, read_json};
+use crate::helpers::{fixtures, get_json, read_json};
 use crate::server::{outcome, record_text, Server};
 
 /// A backend for one run of the suite: its URL and what to drop afterwards.
@@ -78,6 +78,12 @@ pub(crate) async fn postgres(test: &str) -> Option<Backend> {
     Some(Backend::Postgres { admin, db })
 }
 
+/// A plain connection to the test database, to look at (and age) rows directly.
+async fn connect(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url).await.unwrap()
+}
+
 async fn counts(url: &str) -> Counts {
     SqlStore::open(url).await.unwrap().counts().await.unwrap()
 }
@@ -136,23 +142,38 @@ async fn registry_round_trip(b: &Backend) {
     assert!(rec.headers().contains_key("last-modified"));
     let rec: Value = rec.json().await.unwrap();
     assert_eq!(rec["recordId"], "ENG-0001");
-    let bundle: Value = c
-        .get(s.url(&format!("{location}/bundle")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bundle: Value = get_json(&c, &s.url(&format!("{location}/bundle"))).await;
     assert!(Validator::bundled().validate(&bundle, None).is_empty());
-    let report: Value = c
-        .get(s.url(&format!("{location}/report")))
-        .send()
-        .await
-        .unwrap()
-        .json()
+
+    // The Bundle is stored zstd-packed, not as text; a row written before packing existed
+    // (text, no bytes) reads back the same.
+    let mut db = connect(&url).await;
+    let row = sqlx::query("SELECT bundle, bundle_zstd FROM records")
+        .fetch_one(&mut db)
         .await
         .unwrap();
+    let (text, packed): (String, Vec<u8>) = (row.get(0), row.get(1));
+    assert_eq!(text, "");
+    let bundle_text = bundle.to_string();
+    assert!(
+        packed.len() * 5 < bundle_text.len(),
+        "{} bytes",
+        packed.len()
+    );
+    sqlx::query("UPDATE records SET bundle = $1, bundle_zstd = NULL")
+        .bind(&bundle_text)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let legacy: Value = get_json(&c, &s.url(&format!("{location}/bundle"))).await;
+    assert_eq!(legacy, bundle);
+    sqlx::query("UPDATE records SET bundle = '', bundle_zstd = $1")
+        .bind(&packed)
+        .execute(&mut db)
+        .await
+        .unwrap();
+
+    let report: Value = get_json(&c, &s.url(&format!("{location}/report"))).await;
     assert_eq!(report["mapping"]["resources"], 58);
     assert_eq!(report["validation"]["valid"], true);
 
@@ -206,14 +227,7 @@ async fn registry_round_trip(b: &Backend) {
     assert_eq!(after_update.outbox, 2);
 
     // FHIR read, vread, history of the changed Observation.
-    let search: Value = c
-        .get(s.url("/fhir/Observation?code=https://engraft.dev/fhir/CodeSystem/engraft-observation|edss&_sort=-_lastUpdated&_count=1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let search: Value = get_json(&c, &s.url("/fhir/Observation?code=https://engraft.dev/fhir/CodeSystem/engraft-observation|edss&_sort=-_lastUpdated&_count=1")).await;
     assert_eq!(search["type"], "searchset");
     let obs = &search["entry"][0]["resource"];
     assert_eq!(obs["meta"]["versionId"], "2");
@@ -225,24 +239,14 @@ async fn registry_round_trip(b: &Backend) {
         .await
         .unwrap();
     assert_eq!(read.headers()["etag"], "W/\"2\"");
-    let v1: Value = c
-        .get(s.url(&format!("/fhir/Observation/{obs_id}/_history/1")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v1: Value = get_json(
+        &c,
+        &s.url(&format!("/fhir/Observation/{obs_id}/_history/1")),
+    )
+    .await;
     assert_eq!(v1["meta"]["versionId"], "1");
     assert_ne!(v1["valueQuantity"]["value"], 4.0);
-    let hist: Value = c
-        .get(s.url(&format!("/fhir/Observation/{obs_id}/_history")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hist: Value = get_json(&c, &s.url(&format!("/fhir/Observation/{obs_id}/_history"))).await;
     assert_eq!(hist["type"], "history");
     assert_eq!(hist["total"], 2);
     assert!(Validator::bundled()
@@ -267,6 +271,35 @@ async fn registry_round_trip(b: &Backend) {
     assert_eq!(after_delete.audit, 3);
     assert_eq!(after_update.resources, 59);
     assert_eq!(after_delete.resource_versions, 58 + 2 + 59);
+    // The superseded versions are still there: version 2 of the Observation reads, version 3
+    // is its deletion, and its history lists all three.
+    let v2 = c
+        .get(s.url(&format!("/fhir/Observation/{obs_id}/_history/2")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v2.status(), StatusCode::OK);
+    let v2: Value = v2.json().await.unwrap();
+    assert_eq!(v2["valueQuantity"]["value"], 4.0);
+    let res = c
+        .get(s.url(&format!("/fhir/Observation/{obs_id}/_history/3")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(res, StatusCode::GONE).await, ["deleted"]);
+    let hist: Value = get_json(&c, &s.url(&format!("/fhir/Observation/{obs_id}/_history"))).await;
+    assert_eq!(hist["total"], 3);
+    let versions: Vec<&str> = hist["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e["resource"]["meta"]["versionId"]
+                .as_str()
+                .unwrap_or("deleted")
+        })
+        .collect();
+    assert_eq!(versions, ["deleted", "2", "1"]);
     let res = c.delete(s.url(&location)).send().await.unwrap();
     assert_eq!(outcome(res, StatusCode::GONE).await, ["deleted"]);
 
@@ -570,6 +603,9 @@ async fn delivery_leases_are_fenced(b: &Backend) {
         record_id: "LEASE-1".into(),
         record: "{}".into(),
         bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
+        bundle_packed: engraft::store::prepare::pack(
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#,
+        ),
         report: "{}".into(),
         resources: Vec::new(),
     };
@@ -625,6 +661,9 @@ async fn concurrent_creates_get_their_own_outcomes(b: &Backend) {
         record_id: format!("GROUP-{n}"),
         record: "{}".into(),
         bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
+        bundle_packed: engraft::store::prepare::pack(
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#,
+        ),
         report: "{}".into(),
         resources: Vec::new(),
     };
@@ -676,6 +715,9 @@ async fn review_decisions_are_one_transaction(b: &Backend) {
         record_id: "REVIEWED-1".into(),
         record: record.into(),
         bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
+        bundle_packed: engraft::store::prepare::pack(
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#,
+        ),
         report: "{}".into(),
         resources: Vec::new(),
     };
