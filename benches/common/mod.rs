@@ -41,7 +41,7 @@ pub fn prepared(seed: u64, i: u64, named: bool) -> Prepared {
         record_id,
         record: record_json,
         resources: prepare::resources(&bundle).unwrap(),
-        bundle_packed: prepare::pack(std::str::from_utf8(&c.bundle).unwrap()),
+        bundle_packed: prepare::pack(std::str::from_utf8(&c.bundle).unwrap()).unwrap(),
         bundle: String::from_utf8(c.bundle).unwrap(),
         report: "{}".into(),
     }

@@ -217,7 +217,7 @@ fn prepare_one(
         registry,
         record_id,
         record: record_json,
-        bundle_packed: crate::store::prepare::pack(&bundle_text),
+        bundle_packed: crate::store::prepare::pack(&bundle_text).map_err(|_| internal_issue())?,
         bundle: bundle_text,
         report: report.to_string(),
         resources,

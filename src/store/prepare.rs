@@ -18,9 +18,8 @@ pub fn record_key(registry: &str, record_id: &str) -> String {
 
 /// How a record's Bundle is stored: zstd at its fastest level. FHIR JSON repeats its keys,
 /// systems and profile URLs, so this is about a tenth of the text.
-pub fn pack(bundle: &str) -> Vec<u8> {
-    // Compressing from memory into memory fails only when allocation does.
-    zstd::bulk::compress(bundle.as_bytes(), 1).unwrap_or_default()
+pub fn pack(bundle: &str) -> std::io::Result<Vec<u8>> {
+    zstd::bulk::compress(bundle.as_bytes(), 1)
 }
 
 /// The Bundle text of [`pack`]ed bytes; `None` if they are not a zstd frame of UTF-8.

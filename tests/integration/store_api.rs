@@ -605,7 +605,8 @@ async fn delivery_leases_are_fenced(b: &Backend) {
         bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
         bundle_packed: engraft::store::prepare::pack(
             r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#,
-        ),
+        )
+        .unwrap(),
         report: "{}".into(),
         resources: Vec::new(),
     };
@@ -663,7 +664,8 @@ async fn concurrent_creates_get_their_own_outcomes(b: &Backend) {
         bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
         bundle_packed: engraft::store::prepare::pack(
             r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#,
-        ),
+        )
+        .unwrap(),
         report: "{}".into(),
         resources: Vec::new(),
     };
@@ -717,7 +719,8 @@ async fn review_decisions_are_one_transaction(b: &Backend) {
         bundle: r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#.into(),
         bundle_packed: engraft::store::prepare::pack(
             r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#,
-        ),
+        )
+        .unwrap(),
         report: "{}".into(),
         resources: Vec::new(),
     };
