@@ -766,37 +766,24 @@ impl SqlStore {
         Ok(out)
     }
 
-    /// Row counts of every table.
+    /// Row counts of every table, in one statement (one snapshot). Resource versions are the
+    /// current ones (`resources`) plus the superseded ones (`resource_history`).
     pub async fn counts(&self) -> Result<Counts, StoreError> {
-        let mut c = [0i64; 6];
-        for (i, t) in [
-            "records",
-            "record_history",
-            "resources",
-            "resource_history",
-            "outbox",
-            "audit",
-        ]
-        .iter()
-        .enumerate()
-        {
-            // Superseded versions are in resource_history, current ones in resources.
-            let sql = match *t {
-                "resource_history" => {
-                    "SELECT (SELECT COUNT(*) FROM resources) + (SELECT COUNT(*) FROM resource_history)"
-                        .to_string()
-                }
-                t => format!("SELECT COUNT(*) FROM {t}"),
-            };
-            c[i] = sqlx::query(&sql).fetch_one(&self.reader).await?.get(0);
-        }
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM records), (SELECT COUNT(*) FROM record_history), \
+             (SELECT COUNT(*) FROM resources), \
+             (SELECT COUNT(*) FROM resources) + (SELECT COUNT(*) FROM resource_history), \
+             (SELECT COUNT(*) FROM outbox), (SELECT COUNT(*) FROM audit)",
+        )
+        .fetch_one(&self.reader)
+        .await?;
         Ok(Counts {
-            records: c[0],
-            record_versions: c[1],
-            resources: c[2],
-            resource_versions: c[3],
-            outbox: c[4],
-            audit: c[5],
+            records: row.get(0),
+            record_versions: row.get(1),
+            resources: row.get(2),
+            resource_versions: row.get(3),
+            outbox: row.get(4),
+            audit: row.get(5),
         })
     }
 
