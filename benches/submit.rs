@@ -66,7 +66,7 @@ fn main() {
         let store = SqlStore::open(&url).await.unwrap();
         let all: Vec<Prepared> = (0..records).map(|i| common::prepared(7, i, true)).collect();
         for chunk in all.chunks(50) {
-            store.create_many(chunk, "bench").await.unwrap();
+            store.create_many(chunk.to_vec(), "bench").await.unwrap();
         }
         let ids: Vec<String> = all.iter().map(|p| p.id.clone()).collect();
         let config: DestinationConfig = toml::from_str(&format!(

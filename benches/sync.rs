@@ -69,7 +69,7 @@ fn drain(records: u64, fault_rate: &str) -> Duration {
         let all: Vec<Prepared> = (0..records).map(|i| common::prepared(5, i, false)).collect();
         let resources: usize = all.iter().map(|p| p.resources.len()).sum();
         for chunk in all.chunks(50) {
-            store.create_many(chunk, "bench").await.unwrap();
+            store.create_many(chunk.to_vec(), "bench").await.unwrap();
         }
         let config: DestinationConfig = toml::from_str(&format!(
             "name = \"sandbox\"\nbase_url = \"{base}\"\nauth = {{ method = \"none\" }}\n"

@@ -27,5 +27,6 @@ pub mod validation;
 
 /// mimalloc: the mapping allocates many small strings per resource, and glibc's allocator
 /// spent half the conversion time in malloc/free (measured with perf on `cargo bench`).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -290,7 +290,7 @@ pub async fn create(
         .map_err(|_| ApiError::internal())??;
     let written = state
         .store
-        .create_many(&prepared, &super::auth::actor(&req))
+        .create_many(prepared, &super::auth::actor(&req))
         .await
         .map_err(store_error)?;
     state

@@ -19,7 +19,11 @@ pub fn record_key(registry: &str, record_id: &str) -> String {
 /// How a record's Bundle is stored: zstd at its fastest level. FHIR JSON repeats its keys,
 /// systems and profile URLs, so this is about a tenth of the text.
 pub fn pack(bundle: &str) -> std::io::Result<Vec<u8>> {
-    zstd::bulk::compress(bundle.as_bytes(), 1)
+    let mut packed = zstd::bulk::compress(bundle.as_bytes(), 1)?;
+    // `compress` allocates its worst case, the input's size and more; a prepared record
+    // waiting for the writer should hold only its tenth.
+    packed.shrink_to_fit();
+    Ok(packed)
 }
 
 /// The Bundle text of [`pack`]ed bytes; `None` if they are not a zstd frame of UTF-8.

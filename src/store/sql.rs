@@ -86,7 +86,8 @@ impl SqlStore {
             // The one writer gets a larger page cache (index pages stay in memory instead of
             // being read back from the OS for every insert), keeps statement journals in
             // memory and checkpoints the WAL every 4,000 pages instead of 1,000; commits stay
-            // durable (WAL, synchronous = FULL).
+            // durable (WAL, synchronous = FULL). A statement journal holds the pages one
+            // statement changes (group commit uses no savepoints: `super::group`).
             let options = |writer: bool| {
                 AnyPoolOptions::new().after_connect(move |conn, _| {
                     Box::pin(async move {
@@ -152,17 +153,18 @@ impl SqlStore {
     /// Stores a new record with its resources, outbox and audit rows, in one transaction.
     /// A record that exists (and is not deleted) is `Exists`; a deleted one is revived as
     /// its next version.
-    pub async fn create(&self, p: &Prepared, actor: &str) -> Result<Written, StoreError> {
-        let mut w = self.create_many(std::slice::from_ref(p), actor).await?;
+    pub async fn create(&self, p: Prepared, actor: &str) -> Result<Written, StoreError> {
+        let mut w = self.create_many(vec![p], actor).await?;
         Ok(w.remove(0))
     }
 
     /// Stores several new records in ONE transaction: all of them, or (on any error) none.
     /// On SQLite the write joins the next group commit ([`super::group`]): it is answered
-    /// once the transaction holding it has committed.
+    /// once the transaction holding it has committed. The records are taken, not copied: the
+    /// group-commit task holds them until then.
     pub async fn create_many(
         &self,
-        ps: &[Prepared],
+        ps: Vec<Prepared>,
         actor: &str,
     ) -> Result<Vec<Written>, StoreError> {
         if let Some(group) = &self.group {
@@ -170,7 +172,7 @@ impl SqlStore {
         }
         let at = now();
         let mut tx = self.writer.begin().await?;
-        let out = self.create_in(&mut tx, ps, actor, &at).await?;
+        let out = self.create_in(&mut tx, &ps, actor, &at).await?;
         tx.commit().await?;
         Ok(out)
     }

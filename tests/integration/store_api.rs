@@ -610,7 +610,7 @@ async fn delivery_leases_are_fenced(b: &Backend) {
         report: "{}".into(),
         resources: Vec::new(),
     };
-    store.create(&p, "test").await.unwrap();
+    store.create(p, "test").await.unwrap();
     let first = store.lease_deliveries("ehr", "w", 4, 1).await.unwrap();
     assert_eq!(first.len(), 1);
     let first = &first[0];
@@ -669,14 +669,14 @@ async fn concurrent_creates_get_their_own_outcomes(b: &Backend) {
         report: "{}".into(),
         resources: Vec::new(),
     };
-    store.create(&prepared("held"), "test").await.unwrap();
+    store.create(prepared("held"), "test").await.unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..40 {
         let (store, p) = (store.clone(), prepared(&i.to_string()));
-        tasks.spawn(async move { (i, store.create_many(&[p], "test").await) });
+        tasks.spawn(async move { (i, store.create_many(vec![p], "test").await) });
     }
-    let (s2, pair) = (store.clone(), [prepared("pair-new"), prepared("held")]);
-    tasks.spawn(async move { (-1, s2.create_many(&pair, "test").await) });
+    let (s2, pair) = (store.clone(), vec![prepared("pair-new"), prepared("held")]);
+    tasks.spawn(async move { (-1, s2.create_many(pair, "test").await) });
     let mut stored = 0;
     while let Some(done) = tasks.join_next().await {
         match done.unwrap() {
@@ -724,7 +724,7 @@ async fn review_decisions_are_one_transaction(b: &Backend) {
         report: "{}".into(),
         resources: Vec::new(),
     };
-    store.create(&prepared("{}"), "test").await.unwrap();
+    store.create(prepared("{}"), "test").await.unwrap();
     let item = |n: u32| NewReview {
         destination: "ehr".into(),
         record: "reviewed".into(),
