@@ -81,7 +81,12 @@ impl Converter {
         // Validate the bytes that will be written, not the typed model: what is checked is
         // exactly what is sent (one parse of our own output, about 10% of validation time).
         if self.validate {
-            let Ok(value) = serde_json::from_slice::<Value>(&bundle) else {
+            // Checked as UTF-8 once, in bulk: parsed from bytes, serde_json checks every
+            // string on its own (2% of a validated conversion).
+            let Some(value) = std::str::from_utf8(&bundle)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Value>(text).ok())
+            else {
                 return internal(record_id, "The serialised Bundle is not valid JSON.");
             };
             let issues = Validator::bundled().validate(&value, None);

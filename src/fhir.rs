@@ -86,10 +86,22 @@ pub fn record_outcome(issues: &[Issue]) -> OperationOutcome {
 
 /// Serialises a resource to FHIR JSON.
 pub fn to_json(resource: &Resource, pretty: bool) -> Result<Vec<u8>, fhirbolt::json::Error> {
+    let mut out = Vec::with_capacity(json_size_hint(resource, pretty));
     if pretty {
-        fhirbolt::json::to_vec_pretty(resource, None)
+        fhirbolt::json::to_writer_pretty(&mut out, resource, None)?;
     } else {
-        fhirbolt::json::to_vec(resource, None)
+        fhirbolt::json::to_writer(&mut out, resource, None)?;
+    }
+    Ok(out)
+}
+
+/// About what a resource's JSON takes, so the output is allocated once: grown from fhirbolt's
+/// 128 bytes, a mapped record's Bundle (1.2 KB per entry, compact) was copied ten times.
+fn json_size_hint(resource: &Resource, pretty: bool) -> usize {
+    let per_resource = if pretty { 3 * 1024 } else { 1536 };
+    match resource {
+        Resource::Bundle(b) => 512 + b.entry.len() * per_resource,
+        _ => per_resource,
     }
 }
 

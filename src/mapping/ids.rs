@@ -39,10 +39,19 @@ pub fn item_uuid(scope: &str, key: &str) -> Uuid {
     uuid_of(&[scope, "/", key].concat())
 }
 
-/// The id of an item by its full name `registry/centre/upn/key`.
+/// The id of an item by its full name `registry/centre/upn/key`: the UUID v5 of `name` in
+/// Engraft's namespace (RFC 9562 §5.5), with SHA-1 from the `sha1` crate, which uses the CPU's
+/// SHA instructions when it has them (uuid's portable SHA-1 was 8% of the mapping's time).
 pub fn uuid_of(name: &str) -> Uuid {
+    use sha1::{Digest, Sha1};
     static NS: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
-    Uuid::new_v5(NS.get_or_init(namespace), name.as_bytes())
+    let digest = Sha1::new()
+        .chain_update(NS.get_or_init(namespace).as_bytes())
+        .chain_update(name.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_sha1_bytes(bytes).into_uuid()
 }
 
 #[cfg(test)]
@@ -55,5 +64,12 @@ mod tests {
         assert_eq!(a, item_uuid("EBMT/C1/U1", "tx1/hsct"));
         assert_ne!(a, item_uuid("EBMT/C1/U2", "tx1/hsct"));
         assert_eq!(a.get_version_num(), 5);
+    }
+
+    #[test]
+    fn ids_are_the_uuid_v5_of_the_name() {
+        for name in ["EBMT/C1/U1/tx1/hsct", "", "x".repeat(200).as_str()] {
+            assert_eq!(uuid_of(name), Uuid::new_v5(&namespace(), name.as_bytes()));
+        }
     }
 }

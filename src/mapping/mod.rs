@@ -12,7 +12,7 @@ mod patient;
 pub use patient::CRID_SYSTEM;
 mod transplant;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use fhirbolt::model::r4::resources::{Bundle, BundleEntry, BundleEntryRequest};
 use fhirbolt::model::r4::types::{DateTime, Identifier, Instant};
@@ -115,7 +115,7 @@ impl<'a> Mapper<'a> {
             res,
             scope,
             item_system: ids::item_system(),
-            used_keys: HashMap::new(),
+            used_keys: HashMap::default(),
             entries: Vec::with_capacity(64),
             patient: String::new(),
             hsct: Vec::new(),

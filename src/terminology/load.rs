@@ -1,6 +1,6 @@
 //! Reading CodeSystem, ValueSet and ConceptMap JSON into the indexes of [`Terminology`].
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde_json::Value;
 
@@ -43,7 +43,7 @@ impl Terminology {
             match v["resourceType"].as_str() {
                 Some("CodeSystem") => {
                     let url = url()?;
-                    let mut concepts = HashMap::new();
+                    let mut concepts = HashMap::default();
                     if let Some(list) = v["concept"].as_array() {
                         read_concepts(list, None, &mut concepts);
                     }
@@ -100,7 +100,7 @@ fn read_concepts(list: &[Value], parent: Option<&str>, out: &mut HashMap<String,
         let Some(code) = c["code"].as_str() else {
             continue;
         };
-        let mut properties = HashMap::new();
+        let mut properties = HashMap::default();
         for p in c["property"].as_array().into_iter().flatten() {
             let Some(name) = p["code"].as_str() else {
                 continue;
@@ -137,7 +137,7 @@ fn read_concepts(list: &[Value], parent: Option<&str>, out: &mut HashMap<String,
 }
 
 fn read_concept_map(v: &Value) -> ConceptMap {
-    let mut by_source: HashMap<String, Vec<Target>> = HashMap::new();
+    let mut by_source: HashMap<String, Vec<Target>> = HashMap::default();
     for g in v["group"].as_array().into_iter().flatten() {
         let system = g["target"].as_str().unwrap_or_default();
         let version = g["targetVersion"].as_str().map(str::to_string);

@@ -4,7 +4,7 @@
 
 mod load;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 pub use load::TerminologyError;
 

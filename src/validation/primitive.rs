@@ -190,7 +190,14 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 pub fn is_uri(s: &str) -> bool {
-    !s.is_empty() && !s.contains(char::is_whitespace)
+    // Nearly every URI is ASCII: its bytes are checked without decoding characters. The ASCII
+    // whitespace `char::is_whitespace` knows includes the vertical tab.
+    !s.is_empty()
+        && if s.is_ascii() {
+            !s.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0b)
+        } else {
+            !s.contains(char::is_whitespace)
+        }
 }
 
 pub fn is_base64(s: &str) -> bool {
@@ -209,6 +216,15 @@ pub fn is_base64(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn uris_hold_no_whitespace_of_any_kind() {
+        assert!(is_uri("http://example.org/a?b=c|d") && is_uri("urn:uuid:1-2"));
+        for bad in ["", "a b", "a\tb", "a\u{0b}b", "a\u{a0}b", "é\u{3000}"] {
+            assert!(!is_uri(bad), "{bad:?}");
+        }
+        assert!(is_uri("http://example.org/é"));
+    }
 
     #[test]
     fn dates_follow_the_spec() {
