@@ -115,17 +115,14 @@ pub async fn create(
         .create_submission(&submission)
         .await
         .map_err(store_error)?;
-    let store = state.store.clone();
-    let run_id = id.clone();
-    tokio::spawn(async move {
-        let owner = format!("submission-{run_id}");
-        let results =
-            crate::sync::submit::submit(&store, &dest, &ids, submission.dry_run, &owner).await;
-        let summary = crate::sync::submit::summary(&dest.name, submission.dry_run, &results);
-        if let Err(e) = store.finish_submission(&run_id, &summary).await {
-            tracing::error!(submission = %run_id, error = %e, "recording a submission's report failed");
-        }
-    });
+    tokio::spawn(crate::sync::submit::carry_out(
+        state.store.clone(),
+        dest,
+        id.clone(),
+        ids,
+        submission.dry_run,
+        false,
+    ));
     let location = format!("/registry/submissions/{id}");
     let created = state.store.submission(&id).await.map_err(store_error)?;
     Ok(HttpResponse::Accepted()

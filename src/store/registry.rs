@@ -131,10 +131,11 @@ impl SqlStore {
         Ok(row.and_then(|r| serde_json::from_str(&r.get::<String, _>(0)).ok()))
     }
 
+    /// Records a new submission, alive as of now (see [`SqlStore::beat_submission`]).
     pub async fn create_submission(&self, s: &Submission) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO registry_submissions (id, destination, dry_run, status, records, report, created_by, created_at) \
-             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)",
+            "INSERT INTO registry_submissions (id, destination, dry_run, status, records, report, created_by, created_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, $5, NULL, $6, $7, $8)",
         )
         .bind(&s.id)
         .bind(&s.destination)
@@ -143,9 +144,63 @@ impl SqlStore {
         .bind(serde_json::to_string(&s.records).unwrap_or_default())
         .bind(&s.created_by)
         .bind(&s.created_at)
+        .bind(now())
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// Marks a running submission alive now: the process carrying it out calls this every
+    /// few seconds.
+    pub async fn beat_submission(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE registry_submissions SET heartbeat_at = $1 WHERE id = $2 AND status = 'running'",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Running submissions whose heartbeat is older than `before` (or missing): their process
+    /// stopped before it finished them. Oldest first.
+    pub async fn stopped_submissions(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Submission>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM registry_submissions \
+             WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1) \
+             ORDER BY created_at, id",
+        )
+        .bind(instant(before))
+        .fetch_all(&self.writer)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(self.submission(&r.get::<String, _>(0)).await?);
+        }
+        Ok(out)
+    }
+
+    /// Takes over a stopped submission (as [`SqlStore::stopped_submissions`] found it): marks it
+    /// alive, `false` when another process took it over first or it finished meanwhile.
+    pub async fn claim_submission(
+        &self,
+        id: &str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE registry_submissions SET heartbeat_at = $1 \
+             WHERE id = $2 AND status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $3)",
+        )
+        .bind(now())
+        .bind(id)
+        .bind(instant(before))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records a submission as done, with its report.

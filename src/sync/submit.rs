@@ -4,6 +4,9 @@
 //! rejected record is `failed` with its reason and replayable like any other), plus its
 //! report: per resource what was sent and what the registry answered.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
 
@@ -156,6 +159,114 @@ async fn one(
         report,
         ..RecordResult::bare(id, name)
     })
+}
+
+/// How often the process carrying out a submission marks it alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Carries out a stored submission (`POST /registry/submissions` stored it `running`) and
+/// records its report, marking it alive every [`HEARTBEAT`] until then. `resumed`: another
+/// process began it and stopped; the report says so.
+pub async fn carry_out(
+    store: SqlStore,
+    dest: Arc<Destination>,
+    id: String,
+    records: Vec<String>,
+    dry_run: bool,
+    resumed: bool,
+) {
+    // One lease owner per submission: a resumed run is the same submission.
+    let owner = format!("submission-{id}");
+    let work = submit(&store, &dest, &records, dry_run, &owner);
+    tokio::pin!(work);
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.tick().await;
+    let results = loop {
+        tokio::select! {
+            results = &mut work => break results,
+            _ = beat.tick() => {
+                if let Err(e) = store.beat_submission(&id).await {
+                    tracing::warn!(submission = %id, error = %e, "marking a submission alive failed");
+                }
+            }
+        }
+    };
+    let mut report = summary(&dest.name, dry_run, &results);
+    if resumed {
+        report["resumed"] = json!(true);
+    }
+    if let Err(e) = store.finish_submission(&id, &report).await {
+        tracing::error!(submission = %id, error = %e, "recording a submission's report failed");
+    }
+}
+
+/// How long a submission's heartbeat may be silent before it counts as stopped: longer than
+/// any lease its process can still hold on a record (a resumed run must not find its own dead
+/// process's delivery "in flight"), plus missed beats.
+pub fn stopped_after(dest: &Destination) -> Duration {
+    Duration::from_secs(super::push::lease_secs(dest).max(0) as u64) + 3 * HEARTBEAT
+}
+
+/// Resumes, for as long as the server runs, every submission whose process stopped before it
+/// finished (a crash, a kill, a lost machine): each is taken over by one live process and
+/// carried out again from the start. Records already delivered come out `unchanged` (the
+/// ledger), so nothing is sent twice. A submission to a destination no longer configured is
+/// finished with a report that says so.
+pub async fn resume_stopped(
+    store: SqlStore,
+    destinations: Vec<Arc<Destination>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        if let Err(e) = resume_once(&store, &destinations).await {
+            tracing::error!(error = %e, "looking for stopped submissions failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(2 * HEARTBEAT) => {}
+            changed = stop.changed() => if changed.is_err() { break },
+        }
+    }
+}
+
+async fn resume_once(
+    store: &SqlStore,
+    destinations: &[Arc<Destination>],
+) -> Result<(), StoreError> {
+    let now = chrono::Utc::now();
+    // The shortest silence any destination allows finds every candidate; each is then judged
+    // by its own destination's.
+    let shortest = destinations
+        .iter()
+        .map(|d| stopped_after(d))
+        .min()
+        .unwrap_or(3 * HEARTBEAT);
+    for s in store.stopped_submissions(now - shortest).await? {
+        let dest = destinations.iter().find(|d| d.name == s.destination);
+        let silence = dest.map_or(3 * HEARTBEAT, |d| stopped_after(d));
+        if !store.claim_submission(&s.id, now - silence).await? {
+            continue;
+        }
+        let Some(dest) = dest else {
+            let report = json!({
+                "destination": s.destination,
+                "dryRun": s.dry_run,
+                "resumed": true,
+                "error": "the gateway stopped during this submission and the destination is no longer configured; nothing more was sent",
+            });
+            store.finish_submission(&s.id, &report).await?;
+            continue;
+        };
+        tracing::warn!(submission = %s.id, destination = %dest.name, "resuming a submission whose process stopped");
+        tokio::spawn(carry_out(
+            store.clone(),
+            dest.clone(),
+            s.id,
+            s.records,
+            s.dry_run,
+            true,
+        ));
+    }
+    Ok(())
 }
 
 /// The whole submission's summary: totals per outcome and the records.

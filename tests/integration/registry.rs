@@ -126,8 +126,13 @@ pub(crate) fn with_demographics(mut r: Value, n: usize) -> Value {
 
 /// One fixture record (file stem), with demographics.
 fn fixture_record(name: &str) -> Value {
+    fixture_patient(name, 0)
+}
+
+/// One fixture record (file stem), with the demographics of patient `n`.
+fn fixture_patient(name: &str, n: usize) -> Value {
     let text = std::fs::read_to_string(fixtures("records").join(format!("{name}.json"))).unwrap();
-    with_demographics(serde_json::from_str(&text).unwrap(), 0)
+    with_demographics(serde_json::from_str(&text).unwrap(), n)
 }
 
 fn fixture_records() -> Vec<Value> {
@@ -151,6 +156,12 @@ fn fixture_records() -> Vec<Value> {
 
 /// Submits through the API and waits for the report.
 pub(crate) async fn submit(s: &Server, body: Value) -> Value {
+    let location = start_submission(s, body).await;
+    report_when_done(s, &location).await
+}
+
+/// Asks for a submission; its location.
+async fn start_submission(s: &Server, body: Value) -> String {
     let res = authed_client()
         .post(s.url("/registry/submissions"))
         .json(&body)
@@ -158,15 +169,31 @@ pub(crate) async fn submit(s: &Server, body: Value) -> Value {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let location = res.headers()["location"].to_str().unwrap().to_string();
+    res.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// The report of the submission at `location`, once it is done.
+async fn report_when_done(s: &Server, location: &str) -> Value {
     let started = Instant::now();
     loop {
-        let sub = get_json(&authed_client(), &s.url(&location)).await;
+        let sub = get_json(&authed_client(), &s.url(location)).await;
         if sub["status"] == "done" {
             return sub["report"].clone();
         }
         assert!(started.elapsed() < Duration::from_secs(120), "{sub}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// No resource (but the registry's Patients) is held twice: by type and business identifier.
+fn assert_held_once(held: &[Value]) {
+    let mut seen = std::collections::HashSet::new();
+    for r in held.iter().filter(|r| r["resourceType"] != "Patient") {
+        let key = (
+            r["resourceType"].to_string(),
+            r["identifier"][0]["value"].to_string(),
+        );
+        assert!(seen.insert(key), "a resource arrived twice: {r}");
     }
 }
 
@@ -475,14 +502,7 @@ async fn a_timeout_after_the_registry_applied_a_bundle_creates_no_duplicates() {
         "{after}"
     );
     let held = reg.held().await;
-    let mut seen = std::collections::HashSet::new();
-    for r in held.iter().filter(|r| r["resourceType"] != "Patient") {
-        let key = (
-            r["resourceType"].to_string(),
-            r["identifier"][0]["value"].to_string(),
-        );
-        assert!(seen.insert(key), "a resource arrived twice: {r}");
-    }
+    assert_held_once(&held);
     assert_registry_shape(&held);
 }
 
@@ -616,4 +636,65 @@ async fn a_later_submission_that_delivers_clears_the_earlier_failure() {
         failed["failed"].as_array().unwrap().is_empty(),
         "{failed:#}"
     );
+}
+
+/// The gateway is killed (SIGKILL) in the middle of a submission. The next gateway on the same
+/// store finds it stopped (its heartbeat went silent), takes it over and finishes it: every
+/// record ends delivered or unchanged, each is held at the registry once, and the report says
+/// the submission was resumed.
+#[tokio::test]
+async fn a_submission_whose_gateway_is_killed_is_resumed_by_the_next_one() {
+    // Every registry answer takes 400 ms, so the submission is still running when killed.
+    let reg = registry(&["--latency-ms", "400"]);
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("engraft.db").display());
+    let s = Server::start_on_with(&db, &reg.destination(1));
+    let mut ids = Vec::new();
+    for (n, name) in [
+        "ms-rrms-auto-beam-atg",
+        "ssc-diffuse-auto-cy-atg",
+        "anca-vasculitis-relapse-restart",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        ids.push(post_record(&s, &fixture_patient(name, n)).await);
+    }
+    let location = start_submission(&s, json!({"destination": "cibmtr", "all": true})).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drop(s);
+
+    let s = Server::start_on_with(&db, &reg.destination(1));
+    let sub = get_json(&authed_client(), &s.url(&location)).await;
+    assert_eq!(sub["status"], "running", "killed before it finished: {sub}");
+    let report = report_when_done(&s, &location).await;
+    assert_eq!(report["resumed"], true, "{report:#}");
+    for id in &ids {
+        let outcome = &record_of(&report, id)["outcome"];
+        assert!(
+            outcome == "delivered" || outcome == "unchanged",
+            "{report:#}"
+        );
+    }
+    let status = crate::sync::drained(&s, Duration::from_secs(60)).await;
+    assert_eq!(status["failed"], 0, "{status}");
+    let held = reg.held().await;
+    assert_registry_shape(&held);
+    let patients = held
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .count();
+    assert_eq!(patients, ids.len(), "one registry Patient per record");
+    assert_held_once(&held);
+    // What the three bundles hold (less their Provenance and our Patient) is all there.
+    let mut expected = 0;
+    for id in &ids {
+        let bundle = get_json(
+            &authed_client(),
+            &s.url(&format!("/registry/records/{id}/bundle")),
+        )
+        .await;
+        expected += bundle["entry"].as_array().unwrap().len() - 2;
+    }
+    assert_eq!(held.len() - patients, expected);
 }

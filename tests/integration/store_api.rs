@@ -3,7 +3,7 @@
 //! names a server (for example `postgres://postgres@127.0.0.1:5432/postgres`). Without it the
 //! PostgreSQL runs say so and pass; `.ci/run` always sets it (and `ENGRAFT_REQUIRE_POSTGRES`).
 
-use engraft::store::{Counts, SqlStore};
+use engraft::store::{Counts, SqlStore, Submission};
 use engraft::validation::Validator;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -841,6 +841,67 @@ both_backends!(replay_cache_is_shared_on, replay_cache_is_shared);
 both_backends!(registry_round_trip_on, registry_round_trip);
 both_backends!(bad_input_changes_nothing_on, bad_input_changes_nothing);
 both_backends!(search_pages_and_includes_on, search_pages_and_includes);
+both_backends!(
+    stopped_submissions_on,
+    stopped_submissions_are_taken_over_once
+);
+
+/// A running submission whose heartbeat stopped is found and taken over by exactly one of two
+/// racing processes; one still beating, or finished, never is.
+async fn stopped_submissions_are_taken_over_once(b: &Backend) {
+    let url = b.url();
+    let (one, two) = (
+        SqlStore::open(&url).await.unwrap(),
+        SqlStore::open(&url).await.unwrap(),
+    );
+    let submission = |id: &str| Submission {
+        id: id.into(),
+        destination: "cibmtr".into(),
+        dry_run: false,
+        status: "running".into(),
+        records: vec!["r1".into(), "r2".into()],
+        report: None,
+        created_by: "test".into(),
+        created_at: "2026-01-01T00:00:00.000Z".into(),
+        finished_at: None,
+    };
+    for id in ["alive", "stopped", "finished"] {
+        one.create_submission(&submission(id)).await.unwrap();
+    }
+    one.finish_submission("finished", &json!({"records": []}))
+        .await
+        .unwrap();
+    // The processes of "stopped" and "finished" last marked them alive long ago.
+    let mut db = connect(&url).await;
+    sqlx::query("UPDATE registry_submissions SET heartbeat_at = $1 WHERE id <> 'alive'")
+        .bind("2000-01-01T00:00:00.000Z")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let before = chrono::Utc::now() - chrono::Duration::seconds(30);
+    let found = one.stopped_submissions(before).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "stopped");
+    assert_eq!(found[0].records, ["r1", "r2"]);
+
+    let (a, b) = tokio::join!(
+        one.claim_submission("stopped", before),
+        two.claim_submission("stopped", before)
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one process takes it over");
+    assert!(one.stopped_submissions(before).await.unwrap().is_empty());
+    assert!(!one.claim_submission("finished", before).await.unwrap());
+    assert!(!one.claim_submission("alive", before).await.unwrap());
+    // A beat keeps it alive; a submission stored before heartbeats existed counts as stopped.
+    one.beat_submission("stopped").await.unwrap();
+    sqlx::query("UPDATE registry_submissions SET heartbeat_at = NULL WHERE id = 'alive'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let found = one.stopped_submissions(before).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "alive");
+}
 
 /// Two `engraft serve` processes on one PostgreSQL database under concurrent writes: every
 /// record stored once, one outbox row each, and leases that never overlap.
