@@ -609,12 +609,21 @@ impl Ctx<'_, '_> {
         issues: &mut Vec<OutcomeIssue>,
     ) {
         let name = self.name;
+        // An element's rules (cardinality, fixed value, binding, invariants...) come one after
+        // another with the same path: its nodes are selected once for all of them.
+        let mut selected: Option<(&[String], Vec<Node<'v>>, Vec<Node<'v>>)> = None;
         for rule in rules {
-            let (nodes, parents) = select(value, root, &rule.path);
+            if !matches!(&selected, Some((path, _, _)) if *path == rule.path.as_slice()) {
+                let (nodes, parents) = select(value, root, &rule.path);
+                selected = Some((&rule.path, nodes, parents));
+            }
+            let Some((_, nodes, parents)) = &selected else {
+                continue;
+            };
             let leaf = rule.path.last().map(String::as_str).unwrap_or("");
             match &rule.kind {
                 Kind::Min(min) => {
-                    for p in &parents {
+                    for p in parents {
                         let Some(obj) = p.value.as_object() else {
                             continue;
                         };
@@ -635,7 +644,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Max(max) => {
-                    for p in &parents {
+                    for p in parents {
                         let Some(obj) = p.value.as_object() else {
                             continue;
                         };
@@ -653,7 +662,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Fixed(f) => {
-                    for n in &nodes {
+                    for n in nodes {
                         if n.value != f {
                             issue(
                                 issues,
@@ -667,7 +676,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Pattern(pat) => {
-                    for n in &nodes {
+                    for n in nodes {
                         if !matches_pattern(n.value, pat) {
                             issue(
                                 issues,
@@ -687,7 +696,7 @@ impl Ctx<'_, '_> {
                     required,
                     value_set,
                 } => {
-                    for n in &nodes {
+                    for n in nodes {
                         if !in_value_set(self.term, value_set, n.value) {
                             let (sev, detail) = if *required {
                                 ("error", "profile-binding")
@@ -709,7 +718,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Types(types) => {
-                    for p in &parents {
+                    for p in parents {
                         let Some(obj) = p.value.as_object() else {
                             continue;
                         };
@@ -738,7 +747,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Targets(targets) => {
-                    for n in &nodes {
+                    for n in nodes {
                         let Some(r) = n.value.get("reference").and_then(Value::as_str) else {
                             continue;
                         };
@@ -760,7 +769,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Invariant { key, error, human } => {
-                    for n in &nodes {
+                    for n in nodes {
                         if super::invariant::profile(key, n.value) == Some(false) {
                             issue(
                                 issues,
@@ -774,7 +783,7 @@ impl Ctx<'_, '_> {
                     }
                 }
                 Kind::Slicing(slicing) => {
-                    for p in &parents {
+                    for p in parents {
                         if let Some(obj) = p.value.as_object() {
                             let items = children(obj, leaf, &p.expr);
                             self.slicing(slicing, &items, &p.expr, leaf, issues);
