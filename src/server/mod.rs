@@ -285,7 +285,12 @@ pub async fn start(
     let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
     let mut state = AppState::new(config, store.clone(), auth);
     state.destinations = destinations.clone();
-    let destinations_for_resume = destinations.clone();
+    // Submissions whose process stopped before finishing them are taken over and resumed.
+    tokio::spawn(crate::sync::submit::resume_stopped(
+        store.clone(),
+        destinations.clone(),
+        stop_rx.clone(),
+    ));
     for d in destinations {
         if let Some(every) = d.pull_interval {
             tokio::spawn(crate::sync::pull::scheduled(
@@ -303,12 +308,6 @@ pub async fn start(
             state.metrics.deliveries.clone(),
         ));
     }
-    // Submissions whose process stopped before finishing them are taken over and resumed.
-    tokio::spawn(crate::sync::submit::resume_stopped(
-        store.clone(),
-        destinations_for_resume,
-        stop_rx.clone(),
-    ));
     // The workers run as long as the state (the server) lives.
     state.sync_stop = Some(stop_tx);
     let state = web::Data::new(state);

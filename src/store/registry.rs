@@ -169,19 +169,15 @@ impl SqlStore {
         &self,
         before: chrono::DateTime<chrono::Utc>,
     ) -> Result<Vec<Submission>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id FROM registry_submissions \
+        let rows = sqlx::query(&format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM registry_submissions \
              WHERE status = 'running' AND (heartbeat_at IS NULL OR heartbeat_at < $1) \
-             ORDER BY created_at, id",
-        )
+             ORDER BY created_at, id"
+        ))
         .bind(instant(before))
         .fetch_all(&self.writer)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(self.submission(&r.get::<String, _>(0)).await?);
-        }
-        Ok(out)
+        Ok(rows.iter().map(submission_of).collect())
     }
 
     /// Takes over a stopped submission (as [`SqlStore::stopped_submissions`] found it): marks it
@@ -217,25 +213,32 @@ impl SqlStore {
     }
 
     pub async fn submission(&self, id: &str) -> Result<Submission, StoreError> {
-        let r = sqlx::query(
-            "SELECT id, destination, dry_run, status, records, report, created_by, created_at, finished_at \
-             FROM registry_submissions WHERE id = $1",
-        )
+        let r = sqlx::query(&format!(
+            "SELECT {SUBMISSION_COLUMNS} FROM registry_submissions WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(&self.writer)
         .await?
         .ok_or(StoreError::NotFound)?;
-        let report: Option<String> = r.get(5);
-        Ok(Submission {
-            id: r.get(0),
-            destination: r.get(1),
-            dry_run: r.get::<i64, _>(2) != 0,
-            status: r.get(3),
-            records: serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default(),
-            report: report.and_then(|t| serde_json::from_str(&t).ok()),
-            created_by: r.get(6),
-            created_at: r.get(7),
-            finished_at: r.get(8),
-        })
+        Ok(submission_of(&r))
+    }
+}
+
+/// The columns [`submission_of`] reads, in its order.
+const SUBMISSION_COLUMNS: &str =
+    "id, destination, dry_run, status, records, report, created_by, created_at, finished_at";
+
+fn submission_of(r: &sqlx::any::AnyRow) -> Submission {
+    let report: Option<String> = r.get(5);
+    Submission {
+        id: r.get(0),
+        destination: r.get(1),
+        dry_run: r.get::<i64, _>(2) != 0,
+        status: r.get(3),
+        records: serde_json::from_str(&r.get::<String, _>(4)).unwrap_or_default(),
+        report: report.and_then(|t| serde_json::from_str(&t).ok()),
+        created_by: r.get(6),
+        created_at: r.get(7),
+        finished_at: r.get(8),
     }
 }

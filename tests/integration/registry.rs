@@ -185,6 +185,13 @@ async fn report_when_done(s: &Server, location: &str) -> Value {
     }
 }
 
+/// How many Patients the registry holds.
+fn patients(held: &[Value]) -> usize {
+    held.iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .count()
+}
+
 /// No resource (but the registry's Patients) is held twice: by type and business identifier.
 fn assert_held_once(held: &[Value]) {
     let mut seen = std::collections::HashSet::new();
@@ -246,10 +253,7 @@ async fn every_fixture_record_is_submitted_once_and_a_resubmission_sends_nothing
     let held = reg.held().await;
     assert_registry_shape(&held);
     // What was accepted is exactly what the registry holds besides the Patients.
-    let patients = held
-        .iter()
-        .filter(|r| r["resourceType"] == "Patient")
-        .count();
+    let patients = patients(&held);
     assert_eq!(
         patients,
         ids.len(),
@@ -680,10 +684,7 @@ async fn a_submission_whose_gateway_is_killed_is_resumed_by_the_next_one() {
     assert_eq!(status["failed"], 0, "{status}");
     let held = reg.held().await;
     assert_registry_shape(&held);
-    let patients = held
-        .iter()
-        .filter(|r| r["resourceType"] == "Patient")
-        .count();
+    let patients = patients(&held);
     assert_eq!(patients, ids.len(), "one registry Patient per record");
     assert_held_once(&held);
     // What the three bundles hold (less their Provenance and our Patient) is all there.
