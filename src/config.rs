@@ -748,6 +748,42 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// A PostgreSQL URL read as the driver reads it, so a bad option (`sslmode=on`) is reported by
+/// `engraft config check` and at start, not at the first connection; and the certificate
+/// files it names (`sslrootcert`, `sslcert`, `sslkey`) readable. Messages name the option and
+/// the file, never the URL (it may hold a password).
+fn postgres_url_problems(url: &str) -> Vec<ConfigError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Vec::new();
+    }
+    let invalid = |message: String| ConfigError::Invalid {
+        key: "store.url",
+        message,
+    };
+    let mut out = Vec::new();
+    if let Err(e) = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url) {
+        out.push(invalid(format!("not a usable PostgreSQL URL: {e}")));
+    }
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        for (option, value) in parsed.query_pairs() {
+            let names_a_file = matches!(
+                option.as_ref(),
+                "sslrootcert"
+                    | "ssl-root-cert"
+                    | "ssl-ca"
+                    | "sslcert"
+                    | "ssl-cert"
+                    | "sslkey"
+                    | "ssl-key"
+            );
+            if names_a_file && std::fs::File::open(value.as_ref()).is_err() {
+                out.push(invalid(format!("{option}: cannot read {value}")));
+            }
+        }
+    }
+    out
+}
+
 impl Config {
     /// Defaults, then `file` (if given), then `ENGRAFT__*` variables from `env`.
     pub fn load(
@@ -852,6 +888,7 @@ impl Config {
                 message: "expected sqlite://FILE or postgres://...".into(),
             });
         }
+        out.extend(postgres_url_problems(&self.store.url));
         if self.server.max_batch == 0 || self.server.max_count == 0 {
             out.push(ConfigError::Invalid {
                 key: "server.max_batch/max_count",
@@ -1165,6 +1202,49 @@ alg = "RS384"
             shape.systems["http://snomed.info/sct"],
             "urn:oid:2.16.840.1.113883.6.96"
         );
+    }
+
+    #[test]
+    fn a_postgres_url_is_read_as_the_driver_reads_it() {
+        let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tls/test-ca.pem");
+        let check = |url: String| -> Vec<String> {
+            match Config::load(None, env(&[("ENGRAFT__STORE__URL", &url)])) {
+                Ok(_) => Vec::new(),
+                Err(errs) => errs.iter().map(ToString::to_string).collect(),
+            }
+        };
+        let base = "postgres://engraft:s3cret@db.example:5432/engraft";
+        assert_eq!(
+            check(format!(
+                "{base}?sslmode=verify-full&sslrootcert={}",
+                ca.display()
+            )),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(format!("{base}?sslmode=require")),
+            Vec::<String>::new()
+        );
+        let bad_mode = check(format!("{base}?sslmode=sometimes"));
+        assert_eq!(bad_mode.len(), 1, "{bad_mode:?}");
+        assert!(
+            bad_mode[0].starts_with("store.url: not a usable PostgreSQL URL"),
+            "{bad_mode:?}"
+        );
+        let missing = check(format!(
+            "{base}?sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem&sslcert={}",
+            ca.display()
+        ));
+        assert_eq!(
+            missing,
+            vec!["store.url: sslrootcert: cannot read /nonexistent/ca.pem".to_string()]
+        );
+        for message in bad_mode.iter().chain(&missing) {
+            assert!(
+                !message.contains("s3cret"),
+                "the password leaked: {message}"
+            );
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! unchanged or planned; 1 some failed, were rejected in part or are left for a retry;
 //! 2 usage, configuration or store error.
 
+use anyhow::Context as _;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,7 +61,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let store = SqlStore::open(&config.store.url)
-            .await?
+            .await
+            .context("store.url: the store could not be opened")?
             .with_destinations(config.queued_destinations());
         let ids = if a.all {
             store.live_records().await?

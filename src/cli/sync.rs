@@ -1,6 +1,7 @@
 //! `engraft sync status|retry|push|pull`: the delivery queue from the command line, on the store
 //! the configuration names (no server needed).
 
+use anyhow::Context as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -58,7 +59,8 @@ pub fn run(c: Command) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let names = config.queued_destinations();
         let store = SqlStore::open(&config.store.url)
-            .await?
+            .await
+            .context("store.url: the store could not be opened")?
             .with_destinations(names);
         match c {
             Command::Status { .. } => {

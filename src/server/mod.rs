@@ -24,6 +24,7 @@ pub mod routes;
 pub mod submissions;
 pub mod sync;
 
+use anyhow::Context as _;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -273,7 +274,8 @@ pub async fn start(
     };
     let names = config.queued_destinations();
     let store = SqlStore::open(&config.store.url)
-        .await?
+        .await
+        .context("store.url: the store could not be opened")?
         .with_destinations(names);
     let mut destinations = Vec::new();
     for d in &config.destinations {

@@ -973,3 +973,103 @@ async fn two_servers_share_one_postgres_database() {
         "only the owner completes"
     );
 }
+
+/// `url` with `params` added to its query.
+fn with_params(url: &str, params: &str) -> String {
+    let join = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{join}{params}")
+}
+
+/// The server's view of the connections named `application_name`: how many there are, and how
+/// many of them are encrypted (`pg_stat_ssl`).
+async fn connections_of(admin: &mut sqlx::AnyConnection, application_name: &str) -> (i64, i64) {
+    let row = sqlx::query(
+        "SELECT count(*)::bigint, (count(*) FILTER (WHERE s.ssl))::bigint \
+         FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid \
+         WHERE a.application_name = $1",
+    )
+    .bind(application_name)
+    .fetch_one(&mut *admin)
+    .await
+    .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// A `postgres://` URL that asks for TLS gets it (managed PostgreSQL services require it).
+/// Against the machine's PostgreSQL, whose certificate (Debian's, in `ssl_cert_file`) is
+/// issued for `localhost`:
+/// - `sslmode=require`: every connection of the store is encrypted, as the server sees it;
+/// - `sslmode=disable`: none is (so the check above tells the two apart);
+/// - `sslmode=verify-full` with that certificate as `sslrootcert`: a whole `engraft serve`
+///   round trip over verified TLS;
+/// - the same for `127.0.0.1`, a name the certificate does not hold: refused, and the error
+///   says why.
+#[tokio::test]
+async fn postgres_connections_use_tls_as_the_url_asks() {
+    let Some(b) = postgres("postgres_connections_use_tls_as_the_url_asks").await else {
+        return;
+    };
+    let url = b.url();
+    let mut admin = connect(&url).await;
+    let ssl: String = sqlx::query("SHOW ssl")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        ssl, "on",
+        "the test PostgreSQL has TLS off (Debian's default is on, with its snakeoil certificate)"
+    );
+    let cert: String = sqlx::query("SHOW ssl_cert_file")
+        .fetch_one(&mut admin)
+        .await
+        .unwrap()
+        .get(0);
+
+    let tls = SqlStore::open(&with_params(
+        &url,
+        "sslmode=require&application_name=engraft_tls",
+    ))
+    .await
+    .unwrap();
+    tls.ping().await.unwrap();
+    let (all, encrypted) = connections_of(&mut admin, "engraft_tls").await;
+    assert!(all >= 1, "the store holds no connection");
+    assert_eq!(encrypted, all, "a connection of the store is not encrypted");
+
+    let plain = SqlStore::open(&with_params(
+        &url,
+        "sslmode=disable&application_name=engraft_plain",
+    ))
+    .await
+    .unwrap();
+    plain.ping().await.unwrap();
+    let (all, encrypted) = connections_of(&mut admin, "engraft_plain").await;
+    assert!(all >= 1);
+    assert_eq!(encrypted, 0, "sslmode=disable encrypted a connection");
+
+    // Verified TLS end to end: the server's certificate is the trusted root, the host the
+    // name it was issued for.
+    let mut verified = reqwest::Url::parse(&url).unwrap();
+    verified.set_host(Some("localhost")).unwrap();
+    let verified = with_params(
+        verified.as_str(),
+        &format!("sslmode=verify-full&sslrootcert={cert}&application_name=engraft_serve_tls"),
+    );
+    let s = Server::start_on(&verified, &[]);
+    let res = post_json(&s, "/registry/records", record_text()).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let (all, encrypted) = connections_of(&mut admin, "engraft_serve_tls").await;
+    assert!(all >= 1, "the server holds no connection");
+    assert_eq!(encrypted, all);
+    assert_eq!(counts(&url).await.records, 1);
+    drop(s);
+
+    let wrong_name = with_params(&url, &format!("sslmode=verify-full&sslrootcert={cert}"));
+    let err = SqlStore::open(&wrong_name)
+        .await
+        .expect_err("a certificate not issued for 127.0.0.1 is refused")
+        .to_string();
+    assert!(err.contains("invalid peer certificate"), "{err}");
+    assert!(err.contains("not valid for name"), "{err}");
+}
