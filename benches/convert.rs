@@ -83,8 +83,23 @@ fn bench(c: &mut Criterion) {
     s.bench_function("serialise", |b| {
         b.iter(|| engraft::fhir::to_json(&bundle, false).unwrap().len())
     });
-    let json: serde_json::Value =
-        serde_json::from_slice(&engraft::fhir::to_json(&bundle, false).unwrap()).unwrap();
+    // Our own output parsed back (what a validated conversion validates), and validated.
+    let text = String::from_utf8(engraft::fhir::to_json(&bundle, false).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    s.bench_function("parse_back", |b| {
+        b.iter(|| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .unwrap()
+                .is_object()
+        })
+    });
+    s.bench_function("validate", |b| {
+        b.iter(|| {
+            engraft::validation::Validator::bundled()
+                .validate(&json, None)
+                .len()
+        })
+    });
     s.bench_function("validate_base_r4", |b| {
         b.iter(|| {
             engraft::validation::validate_resource(

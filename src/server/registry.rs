@@ -201,11 +201,15 @@ fn prepare_one(
             c.locate(issues)
         }
     });
-    let converted = match outcome {
+    let mut converted = match outcome {
         Outcome::Converted(c) => c,
         Outcome::Rejected(r) => return Err(r.issues),
     };
-    let bundle: Value = serde_json::from_slice(&converted.bundle).map_err(|_| internal_issue())?;
+    // The tree validation parsed; parsed here only if this converter does not validate.
+    let bundle: Value = match converted.parsed.take() {
+        Some(v) => v,
+        None => serde_json::from_slice(&converted.bundle).map_err(|_| internal_issue())?,
+    };
     let resources = prepare::resources(&bundle).map_err(|_| internal_issue())?;
     let report = json!({
         "mapping": converted.report,
