@@ -1026,26 +1026,19 @@ async fn postgres_connections_use_tls_as_the_url_asks() {
         .unwrap()
         .get(0);
 
-    let tls = SqlStore::open(&with_params(
-        &url,
-        "sslmode=require&application_name=engraft_tls",
-    ))
-    .await
-    .unwrap();
-    tls.ping().await.unwrap();
-    let (all, encrypted) = connections_of(&mut admin, "engraft_tls").await;
-    assert!(all >= 1, "the store holds no connection");
+    // A store opened with `sslmode`, kept open while its connections are looked at.
+    let mut open_with = async |sslmode: &str| {
+        let name = format!("engraft_{}", sslmode.replace('-', "_"));
+        let params = format!("sslmode={sslmode}&application_name={name}");
+        let store = SqlStore::open(&with_params(&url, &params)).await.unwrap();
+        store.ping().await.unwrap();
+        let (all, encrypted) = connections_of(&mut admin, &name).await;
+        assert!(all >= 1, "the store holds no connection");
+        (store, all, encrypted)
+    };
+    let (_tls, all, encrypted) = open_with("require").await;
     assert_eq!(encrypted, all, "a connection of the store is not encrypted");
-
-    let plain = SqlStore::open(&with_params(
-        &url,
-        "sslmode=disable&application_name=engraft_plain",
-    ))
-    .await
-    .unwrap();
-    plain.ping().await.unwrap();
-    let (all, encrypted) = connections_of(&mut admin, "engraft_plain").await;
-    assert!(all >= 1);
+    let (_plain, _, encrypted) = open_with("disable").await;
     assert_eq!(encrypted, 0, "sslmode=disable encrypted a connection");
 
     // Verified TLS end to end: the server's certificate is the trusted root, the host the
