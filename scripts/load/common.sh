@@ -12,7 +12,10 @@ start_server() {
         DB="engraft_load_$(date +%s)"
         psql "$1" -qc "CREATE DATABASE $DB"
         PG_ADMIN=$1
-        URL="${1%/*}/$DB"
+        # The database name replaced, the query (sslmode=...) kept.
+        local base=${1%%\?*} query=""
+        [[ "$1" == *\?* ]] && query="?${1#*\?}"
+        URL="${base%/*}/$DB$query"
     else
         URL="sqlite://$WORK/engraft.db"
     fi
