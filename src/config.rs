@@ -244,6 +244,9 @@ fn default_backoff_base_ms() -> u64 {
 fn default_backoff_max_secs() -> u64 {
     300
 }
+/// The longest a destination's request may take.
+const MAX_TIMEOUT_SECS: u64 = 3600;
+
 fn default_timeout_secs() -> u64 {
     30
 }
@@ -566,6 +569,14 @@ impl DestinationConfig {
         out.extend(self.shape_problems());
         if self.max_attempts < 1 || self.timeout_secs == 0 || self.backoff_base_ms == 0 {
             out.push(format!("destinations.{}: max_attempts, timeout_secs and backoff_base_ms must be at least 1", self.name));
+        }
+        // A delivery's lease is twice the timeout (`sync::push::lease_secs`): an hour per
+        // request keeps a crashed worker's rows from waiting more than about two.
+        if self.timeout_secs > MAX_TIMEOUT_SECS {
+            out.push(format!(
+                "destinations.{}.timeout_secs: must be at most {MAX_TIMEOUT_SECS} (one hour per request)",
+                self.name
+            ));
         }
         out
     }
@@ -1168,6 +1179,34 @@ alg = "RS384"
             text[2].contains("ehr.auth.private_key: cannot read /nonexistent/key.pem"),
             "{}",
             text[2]
+        );
+    }
+
+    #[test]
+    fn a_destination_timeout_is_at_least_a_second_and_at_most_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let dest = |name: &str, timeout: u64| {
+            format!("[[destinations]]\nname = \"{name}\"\nbase_url = \"https://ehr.example/fhir\"\ntimeout_secs = {timeout}\n[destinations.auth]\nmethod = \"none\"\n")
+        };
+        std::fs::write(
+            &f,
+            [
+                dest("zero", 0),
+                dest("hour", 3600),
+                dest("forever", 1_000_000_000_000),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let errs = Config::load(Some(&f), env(&[])).unwrap_err();
+        let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "destinations: zero: max_attempts, timeout_secs and backoff_base_ms must be at least 1",
+                "destinations: forever.timeout_secs: must be at most 3600 (one hour per request)",
+            ]
         );
     }
 
