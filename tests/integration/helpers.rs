@@ -137,3 +137,42 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// A subscriber for the whole test binary that is interested in every callsite and enables
+/// nothing itself, so each event is left to its thread's own subscriber.
+///
+/// tracing caches each callsite's interest for the whole process, computed against the
+/// subscriber of the thread that reaches it first. A test thread with none would cache `never`
+/// and silence that callsite for a test that captures logs with `set_default` (seen once in a
+/// full parallel run: `outbound::client_secret_basic_...` captured nothing).
+struct KeepInterest;
+
+impl tracing::Subscriber for KeepInterest {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::sometimes()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Installs [`KeepInterest`] as the global subscriber, once; call it before `set_default`
+/// (whose new dispatcher then recomputes every interest cached so far).
+pub(crate) fn keep_tracing_interest() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        tracing::subscriber::set_global_default(KeepInterest)
+            .expect("no other global subscriber in the test binary");
+    });
+}

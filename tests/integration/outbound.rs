@@ -297,6 +297,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn client_secret_basic_and_the_okta_password_grant_send_what_the_rfcs_say() {
+    crate::helpers::keep_tracing_interest();
     let logs = Captured::default();
     let sink = logs.clone();
     let _guard = tracing::subscriber::set_default(
