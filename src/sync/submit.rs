@@ -202,10 +202,10 @@ pub async fn carry_out(
 
 /// How long a submission's heartbeat may be silent before it counts as stopped: longer than
 /// any lease its process can still hold on a record (a resumed run must not find its own dead
-/// process's delivery "in flight"), plus missed beats. At most a day, whatever the timeout.
+/// process's delivery "in flight"), plus missed beats. At most about two hours: a
+/// destination's `timeout_secs` is at most an hour (the configuration checks it).
 pub fn stopped_after(dest: &Destination) -> Duration {
-    let lease = Duration::from_secs(super::push::lease_secs(dest).max(0) as u64);
-    (lease + 3 * HEARTBEAT).min(Duration::from_secs(86_400))
+    Duration::from_secs(super::push::lease_secs(dest).max(0) as u64) + 3 * HEARTBEAT
 }
 
 /// Resumes, for as long as the server runs, every submission whose process stopped before it
